@@ -1,0 +1,1 @@
+"""Celery app, round clock, the checker runner (three protocols) and `checker.lib`."""

@@ -1,0 +1,62 @@
+"""The `adrange` command line: one group, each command's work done by its own module."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from scoreboard.config import ConfigError, GameConfig, load_config
+
+
+def load_or_exit(path: str) -> GameConfig:
+    """Load a game file or print its errors and exit with status 2."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", default="game.yml", show_default=True,
+    envvar="ADRANGE_CONFIG", help="game file",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """adrange: an attack-defense cyber range."""
+
+
+@main.command()
+@click.argument("path", default="game.yml")
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def init(path: str, force: bool) -> None:
+    """Write a commented example game file to PATH."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{path} exists; use --force to overwrite")
+    text = resources.files("scoreboard").joinpath("example.yml").read_text()
+    text = text.replace("CHANGE-ME-to-a-long-random-string", secrets.token_urlsafe(24))
+    target.write_text(text)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("path")
+def validate(path: str) -> None:
+    """Check a game file and print a summary, or every error with its key path."""
+    config = load_or_exit(path)
+    click.echo(
+        f"{path}: ok: game {config.game.name!r}, {len(config.playing_teams)} teams "
+        f"(+{len(config.teams) - len(config.playing_teams)} NOP), {len(config.services)} services, "
+        f"scoring {config.game.scoring.formula}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The game authority: config, Redis store, flags, rounds, scoring, flag submission, web."""

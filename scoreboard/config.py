@@ -1,0 +1,319 @@
+"""The game file: one YAML document, validated with pydantic.
+
+`load_config(path)` returns a `GameConfig` or raises `ConfigError`, whose message names
+the file, the key path (``teams[2].name``) and what is wrong. Nothing starts on a bad file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .types import ServiceID, TeamID
+
+
+class ConfigError(Exception):
+    """A game file that cannot be used; the message says where and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FaustScoring(_Model):
+    """FAUST formula weights: total = atk*ATK + def*DEF + sla*SLA."""
+
+    atk_weight: float = 1.0
+    def_weight: float = 1.0
+    sla_weight: float = 1.0
+
+
+class RatingScoring(_Model):
+    """Elo-like points moved from victim to attacker per stolen flag (see scoring/rating.py)."""
+
+    initial: int = Field(1000, ge=0)
+    scale: int = Field(50, gt=0, description="points moved between equal teams is scale/2")
+    spread: int = Field(400, gt=0, description="point difference that changes odds tenfold")
+
+
+class AwdScoring(_Model):
+    """Zero-sum rounds: attack points per box per round, down points per DOWN box."""
+
+    attack_points: int = Field(100, gt=0)
+    down_points: int = Field(50, ge=0)
+    initial: int = Field(10000, ge=0)
+
+
+class Scoring(_Model):
+    formula: Literal["faust", "rating", "awd"] = "faust"
+    faust: FaustScoring = FaustScoring()
+    rating: RatingScoring = RatingScoring()
+    awd: AwdScoring = AwdScoring()
+
+
+class Game(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    secret: str = Field(min_length=16, description="HMAC key for flags and derived tokens")
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    round_seconds: float = Field(60, gt=0)
+    flag_lifetime: int = Field(5, ge=1, description="rounds a flag stays valid")
+    flag_prefix: str | None = Field(None, description="wrap flags as PREFIX{...}")
+    scoring: Scoring = Scoring()
+    require_service_up: bool = Field(False, description="deny flags from a team whose service is down")
+    freeze_at: dt.datetime | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_key_safe(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError("use letters, digits, '_', '.' or '-' only (it prefixes Redis keys)")
+        return value
+
+    @field_validator("flag_prefix")
+    @classmethod
+    def _prefix_is_word(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_]{1,16}", value):
+            raise ValueError("flag_prefix must be 1-16 letters, digits or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Game:
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Team(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    id: TeamID | None = Field(None, ge=1, le=4095)
+    token: str | None = Field(None, min_length=8)
+    address: str | None = Field(None, description="target host; default from deploy.address_scheme")
+    network: str | None = Field(None, description="source network for TCP submission, CIDR")
+    nop: bool = False
+
+    @field_validator("network")
+    @classmethod
+    def _network_is_cidr(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network in CIDR form: {exc}") from None
+        return value
+
+
+class CheckerSpec(_Model):
+    protocol: Literal["native", "cli", "eno"] = "native"
+    path: str | None = Field(None, description="checker file (native, cli), relative to the game file")
+    class_name: str | None = Field(None, alias="class")
+    url: str | None = Field(None, description="ENO checker service URL")
+    timeout: float = Field(10, gt=0, description="seconds per action")
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> CheckerSpec:
+        if self.protocol == "eno" and not self.url:
+            raise ValueError("protocol eno needs url")
+        if self.protocol in ("native", "cli") and not self.path:
+            raise ValueError(f"protocol {self.protocol} needs path")
+        return self
+
+
+class Service(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    id: ServiceID | None = Field(None, ge=1, le=255)
+    checker: CheckerSpec
+    vulns: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=15)
+    ports: list[int] = Field(default_factory=list)
+    challenge: str | None = Field(None, description="challenge folder for hosted targets")
+    flag_mode: Literal["service", "file"] = "service"
+    flag_file: str = "/flag"
+    enabled: bool = True
+
+    @field_validator("vulns")
+    @classmethod
+    def _weights_positive(cls, value: list[int]) -> list[int]:
+        if any(w < 0 for w in value) or sum(value) == 0:
+            raise ValueError("vuln weights must be >= 0 with at least one > 0")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _ports_valid(cls, value: list[int]) -> list[int]:
+        for port in value:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} out of range 1-65535")
+        return value
+
+
+class Limits(_Model):
+    line_length: int = Field(256, ge=40)
+    request_bytes: int = Field(2_000_000, ge=1024)
+    batch_size: int = Field(5000, ge=1)
+    rate_per_team: float = Field(20000, gt=0, description="flags per second per team")
+    connections_per_source: int = Field(64, ge=1)
+    idle_timeout: float = Field(120, gt=0)
+
+
+class Submission(_Model):
+    http: bool = True
+    host: str = "127.0.0.1"
+    faust_port: int | None = 31337
+    ructf_port: int | None = 31338
+    forcad_port: int | None = 31339
+    limits: Limits = Limits()
+
+
+class Web(_Model):
+    host: str = "127.0.0.1"
+    port: int = 5000
+    admin_password_hash: str | None = None
+    language: Literal["zh", "en"] = "zh"
+
+
+class Deploy(_Model):
+    mode: Literal["hosted", "external"] = "external"
+    engines: list[str] = Field(default_factory=lambda: ["unix:///var/run/docker.sock"])
+    address_scheme: str = Field("127.0.{team}.1", description="format with {team}")
+    network_scheme: str = Field("127.0.{team}.0/24", description="team source network")
+    box_subnet: str = Field("10.77.0.0/16", description="game bridge network for boxes")
+    base_image: str = "adrange/base:bookworm"
+    cpus: float = 0.5
+    memory: str = "256m"
+    pids: int = 128
+    ssh: bool = True
+
+
+class GameConfig(_Model):
+    """A whole game file."""
+
+    game: Game
+    teams: list[Team] = Field(min_length=1)
+    services: list[Service] = Field(min_length=1)
+    submission: Submission = Submission()
+    web: Web = Web()
+    deploy: Deploy = Deploy()
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> GameConfig:
+        _assign_ids(self.teams, "teams")
+        _assign_ids(self.services, "services")
+        _unique(self.teams, "name", "teams")
+        _unique(self.services, "name", "services")
+        for team in self.teams:
+            if team.token is None:
+                team.token = derive_token(self.game.secret, team.name)
+            if team.address is None:
+                team.address = self.deploy.address_scheme.format(team=team.id)
+            if team.network is None:
+                team.network = self.deploy.network_scheme.format(team=team.id)
+        _unique(self.teams, "token", "teams")
+        if not any(not t.nop for t in self.teams):
+            raise ValueError("teams: at least one team must not be nop")
+        return self
+
+    # -- lookups -----------------------------------------------------------------
+    def team(self, team_id: TeamID) -> Team:
+        """The team with this id (KeyError if none)."""
+        for team in self.teams:
+            if team.id == team_id:
+                return team
+        raise KeyError(team_id)
+
+    def service(self, service_id: ServiceID) -> Service:
+        """The service with this id (KeyError if none)."""
+        for service in self.services:
+            if service.id == service_id:
+                return service
+        raise KeyError(service_id)
+
+    @property
+    def playing_teams(self) -> list[Team]:
+        """Teams that score (not NOP)."""
+        return [t for t in self.teams if not t.nop]
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the game file, made absolute against the file's folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+def derive_token(secret: str, team_name: str) -> str:
+    """A stable per-team token derived from the game secret, for teams given none."""
+    return hmac.new(secret.encode(), b"token:" + team_name.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _assign_ids(items: list[Any], where: str) -> None:
+    used = {item.id for item in items if item.id is not None}
+    if len(used) != len([i for i in items if i.id is not None]):
+        raise ValueError(f"{where}: two entries share an id")
+    next_id = 1
+    for item in items:
+        if item.id is None:
+            while next_id in used:
+                next_id += 1
+            item.id = next_id
+            used.add(next_id)
+
+
+def _unique(items: list[Any], attr: str, where: str) -> None:
+    seen: dict[Any, int] = {}
+    for index, item in enumerate(items):
+        value = getattr(item, attr)
+        if value in seen:
+            raise ValueError(f"{where}[{index}].{attr}: {value!r} repeats {where}[{seen[value]}]")
+        seen[value] = index
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> GameConfig:
+    """Validate already-loaded YAML data; raise ConfigError naming the key and the problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with game, teams, services")
+    try:
+        config = GameConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: {_format_location(tuple(err['loc']))}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+    config.base_dir = base_dir or Path(".").resolve()
+    return config
+
+
+def load_config(path: str | Path) -> GameConfig:
+    """Read and validate a game file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, str(path), path.parent.resolve())
