@@ -28,7 +28,7 @@ class Status(enum.IntEnum):
         return cls.CHECKER_ERROR
 
 
-class GameState(str, enum.Enum):
+class GameState(enum.StrEnum):
     """Where a game is in its life."""
 
     NOT_STARTED = "not_started"

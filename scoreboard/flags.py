@@ -1,0 +1,103 @@
+"""Signed flags: made and checked without a lookup.
+
+A flag is base32(payload || mac) where payload packs (round, team, service, slot) in six
+bytes and mac is HMAC-SHA256(secret, payload) cut to 13 bytes. The 19 bytes give 31
+base32 characters and one '=' of padding: the classic ``[A-Z0-9]{31}=`` shape. With a
+prefix the same text is wrapped as ``PREFIX{...}``.
+
+`generate` makes a flag; `verify` returns its `FlagInfo` or raises a `FlagError` subclass
+(`InvalidFlagFormat`, `InvalidFlagMAC`). Age and ownership are the caller's rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from .types import Round, ServiceID, TeamID
+
+_MAC_BYTES = 13
+_BODY = re.compile(rb"[A-Z2-7]{31}=")
+MAX_ROUND = 2**24 - 1
+
+
+class FlagError(ValueError):
+    """A text that is not a valid flag of this game."""
+
+
+class InvalidFlagFormat(FlagError):
+    """Not shaped like a flag."""
+
+
+class InvalidFlagMAC(FlagError):
+    """Shaped like a flag, but not signed by this game's secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlagInfo:
+    """What a flag says about itself."""
+
+    round: Round
+    team: TeamID
+    service: ServiceID
+    slot: int
+
+
+def _pack(round_: Round, team: TeamID, service: ServiceID, slot: int) -> bytes:
+    if not (0 <= round_ <= MAX_ROUND and 0 <= team < 4096 and 0 <= service < 256 and 0 <= slot < 16):
+        raise ValueError("flag fields out of range")
+    # 24 bits round, 12 bits team, 8 bits service, 4 bits slot = 48 bits.
+    value = (round_ << 24) | (team << 12) | (service << 4) | slot
+    return value.to_bytes(6, "big")
+
+
+def _unpack(payload: bytes) -> FlagInfo:
+    value = int.from_bytes(payload, "big")
+    return FlagInfo(value >> 24, (value >> 12) & 0xFFF, (value >> 4) & 0xFF, value & 0xF)
+
+
+class FlagCodec:
+    """Makes and checks the flags of one game (one secret, one optional prefix)."""
+
+    def __init__(self, secret: str, prefix: str | None = None) -> None:
+        self._key = hashlib.sha256(b"adrange-flag:" + secret.encode()).digest()
+        self.prefix = prefix
+        self._head = f"{prefix}{{".encode() if prefix else b""
+        self._tail = b"}" if prefix else b""
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def generate(self, round_: Round, team: TeamID, service: ServiceID, slot: int = 0) -> str:
+        """The flag for (round, team, service, slot). Deterministic for one secret."""
+        payload = _pack(round_, team, service, slot)
+        body = base64.b32encode(payload + self._mac(payload))
+        return (self._head + body + self._tail).decode()
+
+    def verify(self, flag: str | bytes) -> FlagInfo:
+        """Decode and authenticate a flag; raise InvalidFlagFormat or InvalidFlagMAC."""
+        raw = flag.encode("utf-8", "replace") if isinstance(flag, str) else flag
+        if self._head:
+            if not (raw.startswith(self._head) and raw.endswith(self._tail)):
+                raise InvalidFlagFormat("missing flag prefix")
+            raw = raw[len(self._head) : -len(self._tail)]
+        if len(raw) != 32 or not _BODY.fullmatch(raw):
+            raise InvalidFlagFormat("not a flag")
+        try:
+            data = base64.b32decode(raw)
+        except (binascii.Error, ValueError):
+            raise InvalidFlagFormat("not base32") from None
+        payload, mac = data[:6], data[6:]
+        if not hmac.compare_digest(mac, self._mac(payload)):
+            raise InvalidFlagMAC("bad signature")
+        return _unpack(payload)
+
+    @property
+    def pattern(self) -> str:
+        """A regular expression that matches this game's flags (for exploit farms)."""
+        body = "[A-Z0-9]{31}="
+        return f"{re.escape(self.prefix)}\\{{{body}\\}}" if self.prefix else body

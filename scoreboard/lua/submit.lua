@@ -1,0 +1,114 @@
+-- Accept or deny a batch of pre-validated flags for one attacker, atomically.
+-- Each accepted flag moves its attack score in the same step and is appended to the
+-- capture stream. The caller has already checked format, MAC, own flag and NOP team.
+--
+-- ARGV: prefix, attacker, formula, lifetime, now, require_up, then per flag:
+--       flag, victim, service, flag_round
+-- Returns one entry per flag: "A:<n>" accepted (n: capture count for faust, points moved
+-- for rating, attackers of that box this round for awd), or a denial code:
+-- "D" duplicate, "O" too old, "I" invalid, "N" not started, "P" paused, "X" over,
+-- "S" attacker's service not up.
+local p = ARGV[1]
+local attacker = ARGV[2]
+local formula = ARGV[3]
+local lifetime = tonumber(ARGV[4])
+local now = ARGV[5]
+local require_up = ARGV[6] == "1"
+
+local state = redis.call("HMGET", p .. "state", "state", "round")
+local out = {}
+local n = (#ARGV - 6) / 4
+local deny = nil
+if state[1] == "paused" then deny = "P"
+elseif state[1] == "over" then deny = "X"
+elseif state[1] ~= "running" then deny = "N" end
+if deny then
+  for i = 1, n do out[i] = deny end
+  return out
+end
+local round = tonumber(state[2] or "0")
+
+-- Move one capture from histogram bucket k-1 to k for every previous member of a set.
+local function shift(set_key, skip, field, k, service)
+  for _, m in ipairs(redis.call("SMEMBERS", set_key)) do
+    if m ~= skip then
+      local key = p .. "ts:" .. m .. ":" .. service
+      redis.call("HINCRBY", key, field .. (k - 1), -1)
+      redis.call("HINCRBY", key, field .. k, 1)
+    end
+  end
+end
+
+-- The attacker's own box of this service is up (or not yet checked).
+local function service_up(service)
+  local st = redis.call("HGET", p .. "live_status", attacker .. ":" .. service)
+  return (not st) or st == "101" or st == "105"
+end
+
+local accepted = 0
+for i = 1, n do
+  local base = 6 + (i - 1) * 4
+  local flag, victim, service = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local flag_round = tonumber(ARGV[base + 4])
+  local att_key = p .. "ts:" .. attacker .. ":" .. service
+  local vic_key = p .. "ts:" .. victim .. ":" .. service
+  if flag_round > round then
+    out[i] = "I"
+  elseif round - flag_round >= lifetime then
+    out[i] = "O"
+  elseif require_up and not service_up(service) then
+    out[i] = "S"
+  else
+    local cap_key = p .. "cap:" .. flag
+    if redis.call("SADD", cap_key, attacker) == 0 then
+      out[i] = "D"
+    else
+      local c = redis.call("SCARD", cap_key)
+      local amount = c
+      if formula == "faust" then
+        shift(cap_key, attacker, "a:", c, service)
+        redis.call("HINCRBY", att_key, "a:" .. c, 1)
+        redis.call("HINCRBY", att_key, "captured", 1)
+        if c > 1 then redis.call("HINCRBY", vic_key, "d:" .. (c - 1), -1) end
+        redis.call("HINCRBY", vic_key, "d:" .. c, 1)
+        if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
+      elseif formula == "rating" then
+        local initial = tonumber(redis.call("HGET", p .. "rating", "initial"))
+        local step = tonumber(redis.call("HGET", p .. "rating", "step"))
+        local limit = tonumber(redis.call("HGET", p .. "rating", "limit"))
+        local att = tonumber(redis.call("HGET", att_key, "pts") or initial)
+        local vic = tonumber(redis.call("HGET", vic_key, "pts") or initial)
+        local bucket = math.floor((att - vic) / step)
+        if bucket > limit then bucket = limit elseif bucket < -limit then bucket = -limit end
+        local delta = tonumber(redis.call("HGET", p .. "rating", "d:" .. bucket))
+        if delta > vic then delta = vic end
+        redis.call("HSET", att_key, "pts", att + delta)
+        redis.call("HSET", vic_key, "pts", vic - delta)
+        redis.call("HINCRBY", att_key, "captured", 1)
+        if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
+        amount = delta
+      else -- awd: a box's points this round are shared by all who stole from it
+        local box_key = p .. "awd:" .. round .. ":" .. victim .. ":" .. service
+        if redis.call("SADD", box_key, attacker) == 1 then
+          local k = redis.call("SCARD", box_key)
+          shift(box_key, attacker, "w:", k, service)
+          redis.call("HINCRBY", att_key, "w:" .. k, 1)
+          if k == 1 then redis.call("HINCRBY", vic_key, "robbed", 1) end
+          amount = k
+        else
+          amount = 0
+        end
+        redis.call("HINCRBY", att_key, "captured", 1)
+        if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
+      end
+      redis.call("XADD", p .. "ev:capture", "*", "a", attacker, "v", victim, "s", service,
+        "fr", flag_round, "r", round, "f", flag, "t", now)
+      accepted = accepted + 1
+      out[i] = "A:" .. amount
+    end
+  end
+end
+if accepted > 0 then
+  redis.call("HINCRBY", p .. "counters", "accepted", accepted)
+end
+return out

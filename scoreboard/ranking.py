@@ -1,0 +1,59 @@
+"""The ranking: every team's parts and total from box counters, sorted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .config import GameConfig
+from .scoring import Parts, ScoreContext, formula_for
+from .types import ServiceID, TeamID
+
+CountersByBox = dict[tuple[TeamID, ServiceID], dict[str, int]]
+
+
+@dataclass
+class TeamRow:
+    """One line of the scoreboard."""
+
+    rank: int
+    team: TeamID
+    name: str
+    total: float
+    atk: float
+    defense: float
+    sla: float
+    services: dict[ServiceID, Parts]
+    captured: int
+    lost: int
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["services"] = {str(sid): asdict(p) for sid, p in self.services.items()}
+        return data
+
+
+def rank(config: GameConfig, counters: CountersByBox) -> list[TeamRow]:
+    """Rank the playing teams by total (ties by name); pure function of the counters."""
+    scoring = config.game.scoring
+    formula = formula_for(scoring.formula)
+    ctx = ScoreContext(scoring, active_teams=len(config.playing_teams))
+    rows = []
+    for team in config.playing_teams:
+        parts: dict[ServiceID, Parts] = {}
+        captured = lost = 0
+        for service in config.services:
+            box = counters.get((team.id, service.id), {})
+            parts[service.id] = formula.parts(box, ctx)
+            captured += box.get("captured", 0)
+            lost += box.get("lost", 0)
+        values = list(parts.values())
+        rows.append(TeamRow(
+            rank=0, team=team.id, name=team.name, total=formula.combine(values, ctx),
+            atk=sum(p.atk for p in values), defense=sum(p.defense for p in values),
+            sla=sum(p.sla for p in values), services=parts, captured=captured, lost=lost,
+        ))
+    rows.sort(key=lambda r: (-r.total, r.name))
+    for position, row in enumerate(rows, 1):
+        row.rank = position
+    return rows

@@ -1,0 +1,1 @@
+"""Flag submission: one judge (verdicts.py, judge.py) behind the TCP dialects and HTTP."""

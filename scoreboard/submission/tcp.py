@@ -1,0 +1,190 @@
+"""The TCP submission server: one asyncio server, one port per dialect.
+
+Reads whatever a client sends, answers every complete line in order with one write per
+read, and runs one submit script call per read, so a farm that sends its whole batch in
+one segment gets its answers at once. Limits (line length, per-team rate, connections
+per source, idle timeout) answer or close; nothing a client sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+
+from ..config import GameConfig
+from ..store import AsyncSubmitter, GameStore, connect_async
+from ..teams import TeamDirectory
+from ..types import TeamID
+from .dialects import DIALECTS, Dialect
+from .judge import Judge
+from .limits import ConnectionCounter, RateLimiter
+from .verdicts import Result, Verdict
+
+log = logging.getLogger("adrange.submit")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+READ_SIZE = 65536
+WRITE_TIMEOUT = 10.0
+
+
+def printable(raw: bytes, limit: int) -> str:
+    """A submitted line made safe to echo back: ASCII, no control characters, cut short."""
+    return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
+
+
+class SubmissionServer:
+    """All TCP dialects of one game, sharing the judge, limits and Redis connection."""
+
+    def __init__(self, config: GameConfig, submitter: AsyncSubmitter) -> None:
+        self.config = config
+        self.limits = config.submission.limits
+        self.judge = Judge(config)
+        self.teams = TeamDirectory(config)
+        self.submitter = submitter
+        self.rate = RateLimiter(self.limits.rate_per_team)
+        self.connections = ConnectionCounter(self.limits.connections_per_source)
+        self.servers: list[asyncio.base_events.Server] = []
+
+    async def start(self, ports: dict[str, int] | None = None) -> dict[str, int]:
+        """Listen on each configured dialect port; return dialect -> bound port."""
+        sub = self.config.submission
+        wanted = ports if ports is not None else {
+            "faust": sub.faust_port, "ructf": sub.ructf_port, "forcad": sub.forcad_port}
+        bound = {}
+        for name, port in wanted.items():
+            if port is None:
+                continue
+            dialect = DIALECTS[name]
+            server = await asyncio.start_server(
+                lambda r, w, d=dialect: self.handle(d, r, w), sub.host, port,
+                reuse_port=True, limit=READ_SIZE, backlog=1024)
+            self.servers.append(server)
+            bound[name] = server.sockets[0].getsockname()[1]
+        return bound
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
+
+    async def handle(self, dialect: Dialect, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One client connection, start to end; never raises."""
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        source = peer[0]
+        if not self.connections.acquire(source):
+            await _send_and_close(writer, b"Too many connections from your address\n")
+            return
+        try:
+            await self._session(dialect, reader, writer, source)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("submission session from %s failed", source)
+        finally:
+            self.connections.release(source)
+            await _close(writer)
+
+    async def _session(self, dialect: Dialect, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter, source: str) -> None:
+        writer.write(dialect.greeting)
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+        buffer = b""
+        team: TeamID | None
+        if dialect.by_token:
+            line, buffer = await self._read_line(reader, buffer)
+            if line is None:
+                return
+            team = self.teams.by_token(line.strip().decode("utf-8", "replace"))
+            if team is None:
+                log.warning("bad token on %s from %s", dialect.name, source)
+                writer.write(dialect.token_bad)
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+                return
+            writer.write(dialect.token_ok)
+        else:
+            team = self.teams.by_address(source)
+        while True:
+            if b"\n" not in buffer:
+                chunk = await asyncio.wait_for(reader.read(READ_SIZE), self.limits.idle_timeout)
+                if not chunk:
+                    return
+                buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            if len(buffer) > self.limits.line_length:
+                writer.write(f"Line too long (limit {self.limits.line_length} bytes), closing\n".encode())
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+                return
+            ended = False
+            if dialect.empty_line_ends:
+                for index, line in enumerate(lines):
+                    if not line.strip():
+                        lines, ended = lines[:index], True
+                        break
+            flags = [line.strip() for line in lines if line.strip()]
+            if flags:
+                replies = await self.answer(dialect, team, flags)
+                writer.write(replies)
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+            if ended:
+                return
+
+    async def _read_line(self, reader: asyncio.StreamReader, buffer: bytes) -> tuple[bytes | None, bytes]:
+        while b"\n" not in buffer:
+            if len(buffer) > self.limits.line_length:
+                return None, b""
+            chunk = await asyncio.wait_for(reader.read(READ_SIZE), self.limits.idle_timeout)
+            if not chunk:
+                return None, b""
+            buffer += chunk
+        line, rest = buffer.split(b"\n", 1)
+        return line, rest
+
+    async def answer(self, dialect: Dialect, team: TeamID | None, flags: list[bytes]) -> bytes:
+        """Judge a batch of flag lines; return all reply lines as one block."""
+        limit = self.limits.line_length
+        results = await self.judge_flags(team, flags)
+        return "".join(dialect.reply(printable(f, limit), r) for f, r in zip(flags, results, strict=True)).encode()
+
+    async def judge_flags(self, team: TeamID | None, flags: list[bytes]) -> list[Result]:
+        """Verdicts for one team's flags, in order."""
+        if team is None:
+            return [Result(Verdict.UNKNOWN_TEAM)] * len(flags)
+        limit = self.limits.line_length
+        flags = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
+        batch = self.judge.prepare(team, flags, self.rate.take(team, len(flags)))
+        try:
+            answers = await self.submitter.submit(team, batch.candidates)
+        except Exception:
+            log.exception("submit script failed")
+            return self.judge.failed(batch)
+        return self.judge.finish(batch, answers)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 2)
+
+
+async def _send_and_close(writer: asyncio.StreamWriter, text: bytes) -> None:
+    with contextlib.suppress(Exception):
+        writer.write(text)
+        await asyncio.wait_for(writer.drain(), 2)
+    await _close(writer)
+
+
+async def serve(config: GameConfig, ready: asyncio.Event | None = None) -> None:
+    """Run the TCP submission server until cancelled."""
+    store = GameStore(config)
+    store.init()
+    server = SubmissionServer(config, AsyncSubmitter(store, connect_async(config.redis_url)))
+    bound = await server.start()
+    log.info("submission listening: %s", ", ".join(f"{d} {p}" for d, p in bound.items()))
+    if ready:
+        ready.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.close()

@@ -1,0 +1,55 @@
+"""Signed flags: shape, round trip, forgery and other games' flags."""
+
+import re
+
+import pytest
+
+from scoreboard.flags import FlagCodec, InvalidFlagFormat, InvalidFlagMAC
+
+
+def test_flag_has_the_classic_shape_and_decodes_to_its_fields():
+    codec = FlagCodec("secret-secret-secret")
+    flag = codec.generate(1234, 42, 7, 3)
+    assert re.fullmatch(r"[A-Z0-9]{31}=", flag)
+    info = codec.verify(flag)
+    assert (info.round, info.team, info.service, info.slot) == (1234, 42, 7, 3)
+
+
+def test_prefix_format_wraps_the_same_body():
+    codec = FlagCodec("secret-secret-secret", "FLAG")
+    flag = codec.generate(1, 2, 3)
+    assert re.fullmatch(codec.pattern, flag)
+    assert flag.startswith("FLAG{") and flag.endswith("}")
+    assert codec.verify(flag).team == 2
+    with pytest.raises(InvalidFlagFormat):
+        codec.verify(flag[5:-1])
+
+
+def test_flag_from_another_game_secret_is_invalid():
+    flag = FlagCodec("one-secret-one-secret").generate(1, 2, 3)
+    with pytest.raises(InvalidFlagMAC):
+        FlagCodec("another-secret-another").verify(flag)
+
+
+def test_every_single_character_change_is_rejected():
+    codec = FlagCodec("secret-secret-secret")
+    flag = codec.generate(9, 9, 9)
+    for index in range(31):
+        for char in "A7":
+            if flag[index] != char:
+                forged = flag[:index] + char + flag[index + 1 :]
+                with pytest.raises((InvalidFlagMAC, InvalidFlagFormat)):
+                    codec.verify(forged)
+
+
+@pytest.mark.parametrize("text", ["", "x" * 32, "A" * 31 + "=", "A" * 32, "\xff" * 32, "a" * 31 + "=",
+                                  "1" * 31 + "="])
+def test_garbage_is_invalid_format_or_mac(text):
+    with pytest.raises((InvalidFlagFormat, InvalidFlagMAC)):
+        FlagCodec("secret-secret-secret").verify(text)
+
+
+def test_bytes_and_str_verify_alike():
+    codec = FlagCodec("secret-secret-secret")
+    flag = codec.generate(5, 6, 7)
+    assert codec.verify(flag.encode()) == codec.verify(flag)
