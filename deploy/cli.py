@@ -58,5 +58,45 @@ def validate(path: str) -> None:
     )
 
 
+def _logging(verbose: bool) -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(name)s: %(message)s",
+                        handlers=[RichHandler(show_path=False)])
+
+
+@main.command("web")
+@config_option
+@click.option("--host", default=None, help="listen address (default web.host)")
+@click.option("--port", type=int, default=None, help="listen port (default web.port)")
+@click.option("-v", "--verbose", is_flag=True)
+def web_command(config_path: str, host: str | None, port: int | None, verbose: bool) -> None:
+    """Serve the board, team portal, admin, JSON APIs and HTTP submission."""
+    from scoreboard.web.serve import serve
+
+    config = load_or_exit(config_path)
+    _logging(verbose)
+    serve(config, host, port)
+
+
+@main.command("submit-server")
+@config_option
+@click.option("-v", "--verbose", is_flag=True)
+def submit_server_command(config_path: str, verbose: bool) -> None:
+    """Serve TCP flag submission (faust, ructf, forcad dialects; ports from the game file)."""
+    import asyncio
+
+    from scoreboard.submission.tcp import serve
+
+    config = load_or_exit(config_path)
+    _logging(verbose)
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        pass
+
+
 if __name__ == "__main__":
     main()

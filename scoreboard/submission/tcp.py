@@ -45,6 +45,7 @@ class SubmissionServer:
         self.rate = RateLimiter(self.limits.rate_per_team)
         self.connections = ConnectionCounter(self.limits.connections_per_source)
         self.servers: list[asyncio.base_events.Server] = []
+        self.sessions: set[asyncio.Task[None]] = set()
 
     async def start(self, ports: dict[str, int] | None = None) -> dict[str, int]:
         """Listen on each configured dialect port; return dialect -> bound port."""
@@ -64,13 +65,21 @@ class SubmissionServer:
         return bound
 
     async def close(self) -> None:
+        """Stop listening and end every open session."""
         for server in self.servers:
             server.close()
+        for task in list(self.sessions):
+            task.cancel()
+        await asyncio.gather(*self.sessions, return_exceptions=True)
         for server in self.servers:
             await server.wait_closed()
 
     async def handle(self, dialect: Dialect, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client connection, start to end; never raises."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.sessions.add(task)
+        task.add_done_callback(self.sessions.discard)
         peer = writer.get_extra_info("peername") or ("?", 0)
         source = peer[0]
         if not self.connections.acquire(source):

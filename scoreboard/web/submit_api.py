@@ -1,0 +1,62 @@
+"""HTTP flag submission, Hackerdom/ForcAD style: ``PUT /flags`` with ``X-Team-Token``.
+
+Body: a JSON list of flag strings. Answer 200 with one ``{"flag", "status", "msg"}`` per
+flag, in order; request-level problems get 400 ``{"status": false, "msg": ...}`` (401 for
+a bad token, 413 too large, 429 when the team is over its rate).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..submission.sync import Submissions
+from ..submission.verdicts import Verdict
+from ..teams import TeamDirectory
+from .context import game_config, game_store
+
+submit_api = Blueprint("submit_api", __name__)
+log = logging.getLogger("adrange.submit")
+
+
+def _error(status: int, message: str):
+    return jsonify({"status": False, "msg": message}), status
+
+
+def _submissions() -> tuple[Submissions, TeamDirectory]:
+    ext = current_app.extensions
+    if "adrange.submissions" not in ext:
+        ext["adrange.submissions"] = (Submissions(game_store()), TeamDirectory(game_config()))
+    return ext["adrange.submissions"]
+
+
+@submit_api.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge):
+    return _error(413, f"request too large (limit {game_config().submission.limits.request_bytes} bytes)")
+
+
+@submit_api.route("/flags", methods=["PUT"], strict_slashes=False)
+def put_flags():
+    """Judge a batch of flags for the team named by X-Team-Token."""
+    submissions, teams = _submissions()
+    team = teams.by_token(request.headers.get("X-Team-Token"))
+    if team is None:
+        log.warning("bad team token from %s", request.remote_addr)
+        return _error(401, "invalid team token (send it in the X-Team-Token header)")
+    flags: Any = request.get_json(force=True, silent=True)
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        return _error(400, "body must be a JSON list of flag strings")
+    limit = game_config().submission.limits.batch_size
+    if len(flags) > limit:
+        return _error(400, f"too many flags in one request: {len(flags)} > {limit}")
+    results = submissions.submit(team, flags)
+    if flags and all(r.verdict is Verdict.RATE_LIMITED for r in results):
+        return _error(429, "rate limit exceeded, slow down")
+    line_limit = game_config().submission.limits.line_length
+    return jsonify([
+        {"flag": flag[:line_limit], "status": r.accepted, "msg": f"[{flag[:line_limit]}] {r.text}"}
+        for flag, r in zip(flags, results, strict=True)
+    ])
