@@ -12,7 +12,6 @@ prefix the same text is wrapped as ``PREFIX{...}``.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -22,6 +21,8 @@ from .types import Round, ServiceID, TeamID
 
 _MAC_BYTES = 13
 _BODY = re.compile(rb"[A-Z2-7]{31}=")
+# base32 letters to int(..., 32) digits, for a decode several times faster than b32decode.
+_TO_DIGITS = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghijklmnopqrstuv")
 MAX_ROUND = 2**24 - 1
 
 
@@ -70,7 +71,7 @@ class FlagCodec:
         self._tail = b"}" if prefix else b""
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return hmac.digest(self._key, payload, "sha256")[:_MAC_BYTES]
 
     def generate(self, round_: Round, team: TeamID, service: ServiceID, slot: int = 0) -> str:
         """The flag for (round, team, service, slot). Deterministic for one secret."""
@@ -87,10 +88,10 @@ class FlagCodec:
             raw = raw[len(self._head) : -len(self._tail)]
         if len(raw) != 32 or not _BODY.fullmatch(raw):
             raise InvalidFlagFormat("not a flag")
-        try:
-            data = base64.b32decode(raw)
-        except (binascii.Error, ValueError):
-            raise InvalidFlagFormat("not base32") from None
+        value = int(raw[:31].translate(_TO_DIGITS), 32)
+        if value & 0b111:  # padding bits must be zero: one flag, one spelling
+            raise InvalidFlagFormat("not canonical base32")
+        data = (value >> 3).to_bytes(19, "big")
         payload, mac = data[:6], data[6:]
         if not hmac.compare_digest(mac, self._mac(payload)):
             raise InvalidFlagMAC("bad signature")

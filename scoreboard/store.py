@@ -61,6 +61,13 @@ class Keys:
         self.live_status = p + "live_status"
         self.rating = p + "rating"
         self.announcements = p + "announcements"
+        self.ticker_lease = p + "ticker:lease"
+        self.dispatched = p + "ticker:dispatched"
+        self.web = p + "web"  # web-only values: admin password hash, emitter lease
+        self.overrides = p + "overrides"
+        self.history = p + "history"
+        self.first_blood = p + "firstblood"
+        self.socketio_channel = p + "socketio"  # pub/sub channel of the web nodes
 
     def stream(self, name: str) -> str:
         return f"{self.prefix}ev:{name}"
@@ -77,6 +84,15 @@ class Keys:
     def flag_ids(self, round_: Round) -> str:
         return f"{self.prefix}flagids:{round_}"
 
+    def chain_attempts(self, round_: Round) -> str:
+        return f"{self.prefix}chain:attempts:{round_}"
+
+    def chain_deadlines(self, round_: Round) -> str:
+        return f"{self.prefix}chain:deadline:{round_}"
+
+    def portal_submissions(self, team: TeamID) -> str:
+        return f"{self.prefix}portal:{team}"
+
 
 class GameStore:
     """Sync access to one game's state (web, ticker, workers, tools)."""
@@ -88,6 +104,8 @@ class GameStore:
         self._submit = self.redis.register_script(_script("submit"))
         self._open = self.redis.register_script(_script("open_round"))
         self._close = self.redis.register_script(_script("close_round"))
+        self._record_round_check = self.redis.register_script(_script("record_round_check"))
+        self._lease = self.redis.register_script(_script("lease"))
 
     # -- setup and state ---------------------------------------------------------
     def init(self) -> None:
@@ -209,12 +227,86 @@ class GameStore:
             out[(team, service, slot)] = json.loads(value)
         return out
 
+    # -- round engine (ticker and checker workers) -------------------------------------
+    def record_round_check(self, round_: Round, team: TeamID, service: ServiceID, status: Status,
+                           public: str = "", private: str = "", detail: dict[str, Any] | None = None,
+                           only_if_absent: bool = False) -> bool:
+        """Like `record_check`, but refused (False) once the round is closed, or, with
+        `only_if_absent`, when the box already has a result for the round."""
+        record = {"status": int(status), "public": public, "private": private,
+                  "detail": detail or {}, "t": time.time(), "round": round_}
+        args = [self.keys.prefix, round_, f"{team}:{service}", int(status), json.dumps(record),
+                int(only_if_absent), team, service, public, private, json.dumps(detail or {})]
+        return bool(self._record_round_check(args=args))
+
+    def start_chain(self, round_: Round, team: TeamID, service: ServiceID, deadline: float) -> int:
+        """Mark a box's checker chain as started (finishing by `deadline`); return the attempt number."""
+        k, box, keep = self.keys, f"{team}:{service}", 86400
+        pipe = self.redis.pipeline()
+        pipe.hincrby(k.chain_attempts(round_), box, 1)
+        pipe.hset(k.chain_deadlines(round_), box, deadline)
+        pipe.expire(k.chain_attempts(round_), keep)
+        pipe.expire(k.chain_deadlines(round_), keep)
+        return int(pipe.execute()[0])
+
+    def chain_marks(self, round_: Round) -> dict[tuple[TeamID, ServiceID], tuple[int, float]]:
+        """Started chains of a round: box -> (attempts, deadline)."""
+        pipe = self.redis.pipeline()
+        pipe.hgetall(self.keys.chain_attempts(round_))
+        pipe.hgetall(self.keys.chain_deadlines(round_))
+        attempts, deadlines = pipe.execute()
+        return {_box_key(box): (int(n), float(deadlines.get(box, 0))) for box, n in attempts.items()}
+
+    def claim_dispatch(self, round_: Round) -> bool:
+        """True exactly once per round: whoever gets True dispatches the round's checks."""
+        return bool(self.redis.sadd(self.keys.dispatched, round_))
+
+    def take_ticker_lease(self, owner: str, seconds: float) -> bool:
+        """Take the ticker lease if nobody holds it, or renew it (atomically) if `owner` does."""
+        ms = max(1, int(seconds * 1000))
+        if self._lease(keys=[self.keys.ticker_lease], args=[owner, "renew", ms]):
+            return True
+        return bool(self.redis.set(self.keys.ticker_lease, owner, nx=True, px=ms))
+
+    def release_ticker_lease(self, owner: str) -> bool:
+        """Give the ticker lease up if `owner` holds it."""
+        return bool(self._lease(keys=[self.keys.ticker_lease], args=[owner, "release", 0]))
+
+    def ticker_lease_holder(self) -> str | None:
+        """Who holds the ticker lease now, if anyone."""
+        return self.redis.get(self.keys.ticker_lease)
+
+    def apply_resume(self, now: float | None = None) -> float:
+        """After a pause, move the current round's start by the pause's length, once per pause.
+
+        Returns the seconds shifted (0 when the game is not running or this pause was applied).
+        """
+        k = self.keys
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(k.state)
+                    raw = pipe.hgetall(k.state)
+                    paused_at = raw.get("paused_at", "")
+                    if raw.get("state") != GameState.RUNNING.value or not paused_at \
+                            or raw.get("pause_applied") == paused_at:
+                        pipe.unwatch()
+                        return 0.0
+                    shift = max(0.0, (now or time.time()) - float(paused_at))
+                    pipe.multi()
+                    pipe.hincrbyfloat(k.state, "round_start", shift)
+                    pipe.hset(k.state, "pause_applied", paused_at)
+                    pipe.execute()
+                    return shift
+                except redis.WatchError:
+                    continue
+
     # -- submission --------------------------------------------------------------
     def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[Any]:
         """ARGV for the submit script: header, then flag, victim, service, round per flag."""
         game = self.config.game
         args: list[Any] = [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime,
-                           time.time(), int(game.require_service_up)]
+                           int(game.require_service_up)]
         for candidate in candidates:
             args.extend(candidate)
         return args
@@ -259,6 +351,108 @@ class GameStore:
                 self.redis.unlink(*keys)
             if cursor == 0:
                 break
+
+    # -- web-only state (board, portal, admin) -------------------------------------------
+    def recent_events(self, stream: str, count: int = 30) -> list[dict[str, str]]:
+        """The newest events of a stream, newest first; each has its id under '_id'."""
+        return [{"_id": i, **f} for i, f in self.redis.xrevrange(self.keys.stream(stream), count=count)]
+
+    def read_streams(self, cursors: dict[str, str], block_ms: int,
+                     count: int = 1000) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+        """XREAD BLOCK over named streams from cursors; answers (stream name, [(id, fields)])."""
+        keys = {self.keys.stream(name): cursor for name, cursor in cursors.items()}
+        answer = self.redis.xread(keys, count=count, block=block_ms) or []
+        cut = len(self.keys.stream(""))
+        return [(key[cut:], events) for key, events in answer]
+
+    def last_event_id(self, stream: str) -> str:
+        """The id of a stream's newest event ('0-0' when empty), to follow it from now."""
+        newest = self.redis.xrevrange(self.keys.stream(stream), count=1)
+        return newest[0][0] if newest else "0-0"
+
+    def add_announcement(self, text: str, actor: str) -> dict[str, Any]:
+        """Publish an announcement (kept in a list and logged to the admin stream)."""
+        item = {"text": text, "t": time.time(), "actor": actor}
+        self.redis.rpush(self.keys.announcements, json.dumps(item))
+        self.log_admin("announcement", actor, text=text)
+        return item
+
+    def announcements(self) -> list[dict[str, Any]]:
+        """Every announcement, oldest first."""
+        return [json.loads(raw) for raw in self.redis.lrange(self.keys.announcements, 0, -1)]
+
+    def set_first_blood(self, service: ServiceID, record: dict[str, Any]) -> bool:
+        """Remember the first capture of a service; False when one is already known."""
+        return bool(self.redis.hsetnx(self.keys.first_blood, str(service), json.dumps(record)))
+
+    def first_bloods(self) -> dict[ServiceID, dict[str, Any]]:
+        """Service id -> its first capture {a, v, s, r, t}."""
+        return {int(s): json.loads(v) for s, v in self.redis.hgetall(self.keys.first_blood).items()}
+
+    def record_history(self, round_: Round, totals: dict[TeamID, tuple[float, int]]) -> bool:
+        """Keep every team's (total, rank) after round N closed, once; False if already kept."""
+        value = json.dumps({str(t): list(v) for t, v in totals.items()})
+        return bool(self.redis.hsetnx(self.keys.history, str(round_), value))
+
+    def history(self) -> dict[Round, dict[TeamID, tuple[float, int]]]:
+        """Round -> team -> (total, rank) after that round closed."""
+        out = {}
+        for round_, raw in self.redis.hgetall(self.keys.history).items():
+            out[int(round_)] = {int(t): (float(v[0]), int(v[1])) for t, v in json.loads(raw).items()}
+        return dict(sorted(out.items()))
+
+    def set_override(self, kind: str, item_id: int, values: dict[str, Any], actor: str) -> None:
+        """Store an admin change to a team or service ('team'/'service'), merged into earlier ones."""
+        field = f"{kind}:{item_id}"
+        current = json.loads(self.redis.hget(self.keys.overrides, field) or "{}")
+        current.update(values)
+        self.redis.hset(self.keys.overrides, field, json.dumps(current))
+        self.log_admin("override", actor, kind=kind, id=item_id, values=values)
+
+    def overrides(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """(kind, id) -> changed fields, as set by admins mid-game."""
+        out = {}
+        for field, raw in self.redis.hgetall(self.keys.overrides).items():
+            kind, item_id = field.split(":")
+            out[(kind, int(item_id))] = json.loads(raw)
+        return out
+
+    def web_value(self, name: str) -> str | None:
+        """A web-only setting (e.g. 'admin_hash')."""
+        return self.redis.hget(self.keys.web, name)
+
+    def set_web_value_once(self, name: str, value: str) -> bool:
+        """Set a web-only setting unless set before; True when this call set it."""
+        return bool(self.redis.hsetnx(self.keys.web, name, value))
+
+    def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold (or renew) a named lease for `seconds`; True while this holder has it."""
+        key = f"{self.keys.prefix}lease:{name}"
+        if self.redis.set(key, holder, nx=True, px=int(seconds * 1000)):
+            return True
+        if self.redis.get(key) == holder:
+            self.redis.pexpire(key, int(seconds * 1000))
+            return True
+        return False
+
+    def record_portal_submissions(self, team: TeamID, items: list[dict[str, Any]], keep: int = 500) -> None:
+        """Remember a team's portal submissions and verdicts (newest first, bounded)."""
+        if not items:
+            return
+        key = self.keys.portal_submissions(team)
+        pipe = self.redis.pipeline()
+        pipe.lpush(key, *(json.dumps(i) for i in items))
+        pipe.ltrim(key, 0, keep - 1)
+        pipe.hincrby(self.keys.counters, "portal_submitted", len(items))
+        pipe.execute()
+
+    def portal_submissions(self, team: TeamID) -> list[dict[str, Any]]:
+        """A team's portal submissions, newest first."""
+        return [json.loads(r) for r in self.redis.lrange(self.keys.portal_submissions(team), 0, -1)]
+
+    def live_statuses(self) -> dict[tuple[TeamID, ServiceID], Status]:
+        """Every box's latest status."""
+        return {_box_key(b): Status(int(c)) for b, c in self.redis.hgetall(self.keys.live_status).items()}
 
 
 class AsyncSubmitter:

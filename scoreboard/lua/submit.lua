@@ -2,7 +2,7 @@
 -- Each accepted flag moves its attack score in the same step and is appended to the
 -- capture stream. The caller has already checked format, MAC, own flag and NOP team.
 --
--- ARGV: prefix, attacker, formula, lifetime, now, require_up, then per flag:
+-- ARGV: prefix, attacker, formula, lifetime, require_up, then per flag:
 --       flag, victim, service, flag_round
 -- Returns one entry per flag: "A:<n>" accepted (n: capture count for faust, points moved
 -- for rating, attackers of that box this round for awd), or a denial code:
@@ -12,12 +12,11 @@ local p = ARGV[1]
 local attacker = ARGV[2]
 local formula = ARGV[3]
 local lifetime = tonumber(ARGV[4])
-local now = ARGV[5]
-local require_up = ARGV[6] == "1"
+local require_up = ARGV[5] == "1"
 
 local state = redis.call("HMGET", p .. "state", "state", "round")
 local out = {}
-local n = (#ARGV - 6) / 4
+local n = (#ARGV - 5) / 4
 local deny = nil
 if state[1] == "paused" then deny = "P"
 elseif state[1] == "over" then deny = "X"
@@ -30,6 +29,7 @@ local round = tonumber(state[2] or "0")
 
 -- Move one capture from histogram bucket k-1 to k for every previous member of a set.
 local function shift(set_key, skip, field, k, service)
+  if k == 1 then return end
   for _, m in ipairs(redis.call("SMEMBERS", set_key)) do
     if m ~= skip then
       local key = p .. "ts:" .. m .. ":" .. service
@@ -47,7 +47,7 @@ end
 
 local accepted = 0
 for i = 1, n do
-  local base = 6 + (i - 1) * 4
+  local base = 5 + (i - 1) * 4
   local flag, victim, service = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local flag_round = tonumber(ARGV[base + 4])
   local att_key = p .. "ts:" .. attacker .. ":" .. service
@@ -102,7 +102,7 @@ for i = 1, n do
         if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
       end
       redis.call("XADD", p .. "ev:capture", "*", "a", attacker, "v", victim, "s", service,
-        "fr", flag_round, "r", round, "f", flag, "t", now)
+        "r", round, "f", flag)
       accepted = accepted + 1
       out[i] = "A:" .. amount
     end

@@ -1,0 +1,155 @@
+"""Flag submission throughput: each TCP dialect and HTTP, several concurrent clients.
+
+Starts a private redis-server (AOF on, appendfsync everysec) and the real `submit-server`
+and `web` processes, then measures accepted flags/s (every accepted flag is in Redis
+before its reply is sent: the reply is built from the submit script's answer), rejected
+flags/s for garbage, and in-process validations/s. Checks that the capture stream holds
+exactly as many events as "Accepted" replies were seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from rich.console import Console
+
+from scoreboard.flags import FlagCodec
+from scoreboard.submission.judge import Judge
+from scoreboard.types import GameState
+from tests.bench.common import bench, bench_game
+from tests.processes import Process, write_game
+from tests.redis_server import free_port
+
+console = Console(stderr=True)
+GREETINGS = {"faust": b"\n\n", "ructf": b"exit)\n", "forcad": b"token:\n"}
+
+
+def flags_for(codec: FlagCodec, attacker: int, teams: int, services: int, count: int, start_round: int) -> list[str]:
+    """`count` distinct valid flags of other teams for one attacker."""
+    out: list[str] = []
+    round_ = start_round
+    while len(out) < count:
+        for victim in range(1, teams + 1):
+            if victim == attacker:
+                continue
+            for service in range(1, services + 1):
+                for slot in range(16):
+                    out.append(codec.generate(round_, victim, service, slot))
+        round_ -= 1
+    return out[:count]
+
+
+async def tcp_client(dialect: str, port: int, source: str, token: str, flags: list[str], batch: int) -> int:
+    """Send flags in batches over one connection; return how many were accepted."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), limit=2**20)
+    await reader.readuntil(GREETINGS[dialect])
+    if dialect == "forcad":
+        writer.write(token.encode() + b"\n")
+        await reader.readline()
+    accepted = 0
+    ok = b" OK " if dialect == "faust" else b"Accepted"
+    pending = b""
+    for i in range(0, len(flags), batch):
+        chunk = flags[i : i + batch]
+        writer.write(("\n".join(chunk) + "\n").encode())
+        lines = 0
+        while lines < len(chunk):  # count reply lines in bulk; farms read this way too
+            data = pending + await reader.read(1 << 20)
+            complete, _, pending = data.rpartition(b"\n")
+            if complete:
+                lines += complete.count(b"\n") + 1
+                accepted += complete.count(ok)
+    writer.close()
+    return accepted
+
+
+def run_tcp(dialect: str, port: int, config, per_client: dict[int, list[str]], batch: int) -> tuple[int, float]:
+    async def main() -> list[int]:
+        return await asyncio.gather(*(
+            tcp_client(dialect, port, f"127.0.{team}.5", config.team(team).token, flags, batch)
+            for team, flags in per_client.items()))
+
+    start = time.perf_counter()
+    counts = asyncio.run(main())
+    return sum(counts), time.perf_counter() - start
+
+
+def run_http(url: str, config, per_client: dict[int, list[str]], batch: int) -> tuple[int, float]:
+    def client(team: int, flags: list[str]) -> int:
+        session = requests.Session()
+        accepted = 0
+        for i in range(0, len(flags), batch):
+            reply = session.put(f"{url}/flags", data=json.dumps(flags[i : i + batch]),
+                                headers={"X-Team-Token": config.team(team).token}, timeout=30)
+            accepted += sum(r["status"] for r in reply.json())
+        return accepted
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(len(per_client)) as pool:
+        counts = list(pool.map(lambda item: client(*item), per_client.items()))
+    return sum(counts), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (attacking teams)")
+    parser.add_argument("--flags", type=int, default=30000, help="flags per client per run")
+    parser.add_argument("--batch", type=int, default=500, help="flags per write / PUT")
+    args = parser.parse_args()
+    teams, services = args.clients + 1, 4
+    with bench_game(teams, services, flag_lifetime=100000) as (config, store, work):
+        store.set_state(GameState.RUNNING)
+        store.open_round(100000)
+        codec = FlagCodec(config.game.secret)
+        tcp_ports = {d: free_port() for d in ("faust", "ructf", "forcad")}
+        web_port = free_port()
+        data = json.loads(config.model_dump_json(by_alias=True, exclude={"base_dir"}))
+        data["submission"].update({f"{d}_port": p for d, p in tcp_ports.items()})
+        data["submission"]["limits"]["rate_per_team"] = 10**9
+        path = write_game(work / "game.yml", data)
+        procs = [Process(["submit-server", "-c", str(path)], work, "submit").start(("127.0.0.1", tcp_ports["faust"])),
+                 Process(["web", "-c", str(path), "--port", str(web_port)], work, "web").start(("127.0.0.1", web_port))]
+        try:
+            figures: dict[str, float] = {}
+            offset = 100000
+            total_accepted = 0
+            for name in ("faust", "ructf", "forcad", "http"):
+                per_client = {t: flags_for(codec, t, teams, services, args.flags, offset)
+                              for t in range(1, args.clients + 1)}
+                offset -= args.flags // ((teams - 1) * services * 16) + 2
+                console.log(f"{name}: {args.clients} clients x {args.flags} flags")
+                if name == "http":
+                    accepted, took = run_http(f"http://127.0.0.1:{web_port}", config, per_client, args.batch * 4)
+                else:
+                    accepted, took = run_tcp(name, tcp_ports[name], config, per_client, args.batch)
+                expected = args.clients * args.flags
+                assert accepted == expected, f"{name}: {accepted} accepted of {expected}"
+                total_accepted += accepted
+                figures[f"submit_{'tcp_' if name != 'http' else ''}{name}_accepted"] = accepted / took
+            events = store.redis.xlen(store.keys.stream("capture"))
+            assert events == total_accepted, f"{events} capture events for {total_accepted} accepted replies"
+            garbage = {t: [f"GARBAGE{i:025d}=" for i in range(args.flags)] for t in range(1, args.clients + 1)}
+            rejected, took = run_tcp("faust", tcp_ports["faust"], config, garbage, args.batch)
+            assert rejected == 0
+            figures["submit_tcp_faust_rejected_garbage"] = args.clients * args.flags / took
+        finally:
+            for proc in procs:
+                proc.stop()
+        judge = Judge(config)
+        sample = flags_for(codec, 1, teams, services, 20000, 1000)
+        start = time.perf_counter()
+        judge.prepare(1, sample)
+        figures["submit_validations_in_process"] = len(sample) / (time.perf_counter() - start)
+    for name, value in figures.items():
+        bench(name, value, "flags/s")
+    tcp = [v for k, v in figures.items() if k.startswith("submit_tcp_") and k.endswith("_accepted")]
+    bench("submit_tcp_accepted_vs_floor_20000", min(tcp) / 20000, "x")
+
+
+if __name__ == "__main__":
+    main()
