@@ -25,7 +25,8 @@ def test_faust_dialect_every_code(game):
     config, store, ports = game
     client = LineClient(ports["faust"], source="127.0.1.9")
     assert client.read_exact_text(FAUST_GREETING) == FAUST_GREETING
-    ok, old, own, nop = flag_of(store, 5, 2, 1), flag_of(store, 1, 2, 1), flag_of(store, 5, 1, 1), flag_of(store, 5, 4, 1)
+    ok, old = flag_of(store, 5, 2, 1), flag_of(store, 1, 2, 1)
+    own, nop = flag_of(store, 5, 1, 1), flag_of(store, 5, 4, 1)
     client.send(f"{ok}\n{ok}\n{old}\n{own}\n{nop}\nnot-a-flag\n".encode())
     assert client.line().decode() == f"{ok} OK Accepted. 2 flag points"
     assert client.line().decode() == f"{ok} DUP Denied: you already submitted this flag"

@@ -1,0 +1,1 @@
+"""Small real services and checkers the checker tests run against (loopback only)."""
