@@ -98,5 +98,42 @@ def submit_server_command(config_path: str, verbose: bool) -> None:
         pass
 
 
+@main.command("ticker")
+@config_option
+@click.option("--lease", type=float, default=3.0, show_default=True,
+              help="seconds a dead active ticker keeps the lease before a standby takes over")
+@click.option("-v", "--verbose", is_flag=True)
+def ticker_command(config_path: str, lease: float, verbose: bool) -> None:
+    """Run the round clock (one active per game; start more as hot standby)."""
+    from checker.ticker import run_ticker
+
+    config = load_or_exit(config_path)
+    _logging(verbose)
+    run_ticker(config, lease_seconds=lease)
+
+
+@main.command("worker")
+@config_option
+@click.option("--concurrency", type=int, default=None, help="worker processes (default: CPU count)")
+@click.option("-v", "--verbose", is_flag=True)
+def worker_command(config_path: str, concurrency: int | None, verbose: bool) -> None:
+    """Run a Celery worker (prefork) that checks the game's targets."""
+    import os
+
+    load_or_exit(config_path)
+    os.environ["ADRANGE_CONFIG"] = str(Path(config_path).resolve())
+    from checker.celery_app import app, current_config, queue_name
+
+    argv = ["worker", "-P", "prefork", "-Q", queue_name(current_config()), "-n", f"adrange.{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "-l", "DEBUG" if verbose else "INFO"]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    app.worker_main(argv)
+
+
+from deploy.commands import register  # noqa: E402
+
+register(main)
+
 if __name__ == "__main__":
     main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+pytest_plugins = ["tests.conftest_docker"]
+
 import itertools
 from collections.abc import Iterator
 from typing import Any
