@@ -131,6 +131,63 @@ def worker_command(config_path: str, concurrency: int | None, verbose: bool) -> 
     app.worker_main(argv)
 
 
+@main.command("run")
+@config_option
+def run_command(config_path: str) -> None:
+    """Run the platform's processes (web, TCP submission, ticker, worker) supervised."""
+    from pathlib import Path
+
+    from deploy.demo import platform_programs
+    from deploy.supervisor import ROOT, Supervisor
+
+    load_or_exit(config_path)
+    supervisor = Supervisor(ROOT / ".run" / "logs")
+    try:
+        for program in platform_programs(Path(config_path).resolve()):
+            supervisor.start(program)
+        click.echo(f"running; logs in {supervisor.log_dir}; Ctrl-C stops")
+        supervisor.wait()
+    finally:
+        supervisor.stop_all()
+
+
+@main.command("demo")
+@click.option("--teams", type=click.IntRange(2, 6), default=4, show_default=True, help="playing demo teams")
+@click.option("--round-seconds", type=float, default=20, show_default=True)
+@click.option("--resume", is_flag=True, help="continue the last demo game instead of a fresh one")
+@click.option("--redis-port", type=int, default=6390, show_default=True)
+@click.option("--web-port", type=int, default=5000, show_default=True)
+def demo_command(teams: int, round_seconds: float, resume: bool, redis_port: int, web_port: int) -> None:
+    """A live demo exercise: targets, checkers, attacking bots, board on http://127.0.0.1:5000."""
+    from deploy.demo import run_demo
+
+    _logging(False)
+    run_demo(teams, round_seconds, resume, redis_port, web_port)
+
+
+@main.command("bot")
+@config_option
+@click.option("--team", "team_id", type=int, required=True, help="the team this bot plays")
+@click.option("--via", type=click.Choice(["http", "faust", "forcad"]), default="http", show_default=True)
+@click.option("--web-url", default=None, help="board URL (default from web.host/port)")
+@click.option("--interval", type=float, default=None, help="seconds between sweeps (default round/3)")
+@click.option("--patch-at-round", type=int, default=None, help="patch own boxes from this round on")
+@click.option("--down-service", default=None, help="service to take down for a while")
+@click.option("--down-at-round", type=int, default=None)
+@click.option("--down-rounds", type=int, default=2, show_default=True)
+def bot_command(config_path: str, team_id: int, via: str, web_url: str | None, interval: float | None,
+                patch_at_round: int | None, down_service: str | None, down_at_round: int | None,
+                down_rounds: int) -> None:
+    """An attacker bot: reference exploits against the other teams, flags submitted via a protocol."""
+    from deploy.bots import Bot, BotPlan
+
+    config = load_or_exit(config_path)
+    _logging(False)
+    plan = BotPlan(via, patch_at_round, down_service, down_at_round, down_rounds)
+    url = web_url or f"http://{config.web.host}:{config.web.port}"
+    Bot(config, team_id, plan, url).run(interval or max(2.0, config.game.round_seconds / 3))
+
+
 from deploy.commands import register  # noqa: E402
 
 register(main)

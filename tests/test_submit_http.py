@@ -6,7 +6,7 @@ import requests
 from tests.conftest import game_data
 from tests.game_helpers import flag_of, start_at_round
 from tests.processes import Process, write_game
-from tests.redis_server import free_port
+from deploy.redis_server import free_port
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from scoreboard.submission.judge import Judge
 from scoreboard.types import GameState
 from tests.bench.common import bench, bench_game
 from tests.processes import Process, write_game
-from tests.redis_server import free_port
+from deploy.redis_server import free_port
 
 console = Console(stderr=True)
 GREETINGS = {"faust": b"\n\n", "ructf": b"exit)\n", "forcad": b"token:\n"}

@@ -13,7 +13,7 @@ import redis
 from scoreboard.config import GameConfig, parse_config
 from scoreboard.store import GameStore
 from tests.conftest import game_data
-from tests.redis_server import RedisServer
+from deploy.redis_server import RedisServer
 
 
 def bench(name: str, value: float, unit: str) -> None:

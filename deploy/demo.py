@@ -1,0 +1,157 @@
+"""`adrange demo`: a whole live exercise on one machine.
+
+Builds the images (offline), deploys four demo teams plus a NOP team as containers with
+every sample challenge, starts Redis, the web board, TCP submission, the ticker, a Celery
+worker and one attacker bot per team, and starts the game. One bot patches its boxes
+mid-game, another takes a service down for a while. Ctrl-C stops every process and
+removes the containers and networks.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from scoreboard.config import GameConfig, load_config
+from scoreboard.store import GameStore
+from scoreboard.types import GameState
+
+from .redis_server import RedisServer
+from .supervisor import ROOT, Program, Supervisor, adrange
+
+CHALLENGES = ROOT / "challenges"
+TEAM_NAMES = ["蓝鲸 Blue Whale", "赤狐 Red Fox", "青龙 Azure Dragon", "白虎 White Tiger", "玄武 Black Tortoise",
+              "朱雀 Vermilion Bird"]
+BOT_PLANS = [  # (protocol, extra bot options) per demo team, cycled
+    ("http", ["--patch-at-round", "4"]),
+    ("faust", ["--down-service", "shop", "--down-at-round", "3", "--down-rounds", "2"]),
+    ("forcad", []),
+    ("http", []),
+]
+
+
+def challenge_services() -> list[dict[str, Any]]:
+    """Service entries for every sample challenge, from their challenge.yml files."""
+    services = []
+    for folder in sorted(p for p in CHALLENGES.iterdir() if (p / "challenge.yml").exists()):
+        meta = yaml.safe_load((folder / "challenge.yml").read_text())
+        checker = dict(meta["checker"])
+        checker["path"] = str(folder / checker["path"])
+        entry = {"name": meta["name"], "checker": checker, "vulns": meta.get("vulns", [1]),
+                 "ports": meta.get("ports", []), "challenge": str(folder),
+                 "flag_mode": meta.get("flag_mode", "service")}
+        if "flag_file" in meta:
+            entry["flag_file"] = meta["flag_file"]
+        services.append(entry)
+    return services
+
+
+def demo_game(teams: int, round_seconds: float, redis_port: int, web_port: int) -> dict[str, Any]:
+    """The demo's game file: `teams` playing teams (ids 1..n) and a NOP team, hosted."""
+    return {
+        "game": {"name": "demo", "secret": "adrange-demo-secret-" + str(int(time.time())),
+                 "round_seconds": round_seconds, "flag_lifetime": 5},
+        "teams": [{"name": TEAM_NAMES[i % len(TEAM_NAMES)], "id": i + 1} for i in range(teams)]
+        + [{"name": "NOP 靶机", "id": teams + 1, "nop": True}],
+        "services": challenge_services(),
+        "submission": {"host": "127.0.0.1"},
+        "web": {"host": "127.0.0.1", "port": web_port, "language": "zh"},
+        "deploy": {"mode": "hosted"},
+        "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+    }
+
+
+def platform_programs(config_path: Path) -> list[Program]:
+    """The platform's own processes for a game file."""
+    conf = ["-c", str(config_path)]
+    return [
+        Program("web", adrange("web", *conf)),
+        Program("submit", adrange("submit-server", *conf)),
+        Program("ticker", adrange("ticker", *conf)),
+        Program("worker", adrange("worker", *conf)),
+    ]
+
+
+def bot_programs(config: GameConfig, config_path: Path) -> list[Program]:
+    """One attacker bot per playing team, with the demo's plans."""
+    programs = []
+    for index, team in enumerate(config.playing_teams):
+        protocol, extra = BOT_PLANS[index % len(BOT_PLANS)]
+        programs.append(Program(f"bot-{team.id}", adrange("bot", "-c", str(config_path), "--team", str(team.id),
+                                                          "--via", protocol, *extra)))
+    return programs
+
+
+def _ensure_redis(config: GameConfig, work: Path, console: Console) -> RedisServer | None:
+    """Start the demo's own redis-server unless one already answers at the game's URL."""
+    client = redis.Redis.from_url(config.redis_url)
+    try:
+        client.ping()
+        console.log(f"using the Redis already at {config.redis_url}")
+        return None
+    except redis.ConnectionError:
+        pass
+    port = client.connection_pool.connection_kwargs["port"]
+    (work / "redis").mkdir(parents=True, exist_ok=True)
+    console.log(f"starting redis-server on port {port} (AOF in {work / 'redis'})")
+    return RedisServer(work / "redis", port).start()
+
+
+def _show_access(config: GameConfig, console: Console) -> None:
+    table = Table(title="demo teams")
+    for column in ("id", "team", "target", "token"):
+        table.add_column(column)
+    for team in config.teams:
+        table.add_row(str(team.id), team.name, str(team.address), "(NOP)" if team.nop else str(team.token))
+    console.print(table)
+
+
+def run_demo(teams: int = 4, round_seconds: float = 20, resume: bool = False, redis_port: int = 6390,
+             web_port: int = 5000, console: Console | None = None) -> None:
+    """Set up and run the demo game until Ctrl-C, then tear everything down."""
+    from . import boxes, images
+    from .engine import all_engines
+
+    console = console or Console(stderr=True)
+    work = ROOT / ".run" / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "game.yml"
+    if not (resume and config_path.exists()):
+        config_path.write_text(yaml.safe_dump(demo_game(teams, round_seconds, redis_port, web_port),
+                                              allow_unicode=True, sort_keys=False))
+    config = load_config(config_path)
+    redis_server = _ensure_redis(config, work, console)
+    supervisor = Supervisor(work / "logs", console)
+    try:
+        store = GameStore(config)
+        if not resume:
+            store.reset()
+        store.init()
+        images.build_base(all_engines(config), console=console)
+        images.build_challenges(config, console=console)
+        boxes.up(config, console=console)
+        for program in platform_programs(config_path):
+            supervisor.start(program)
+        if store.state()["state"] == GameState.NOT_STARTED:
+            store.set_state(GameState.RUNNING, actor="demo")
+        for program in bot_programs(config, config_path):
+            supervisor.start(program)
+        _show_access(config, console)
+        console.print(f"[bold green]board: http://127.0.0.1:{web_port}[/]  (logs in {work / 'logs'}; "
+                      "Ctrl-C stops everything)")
+        supervisor.wait()
+    finally:
+        console.log("stopping processes")
+        supervisor.stop_all()
+        try:
+            boxes.down(config, console=console)
+        except Exception as exc:  # leave no process behind even if the engine is gone
+            console.log(f"[red]deploy down failed: {exc}")
+        if redis_server:
+            redis_server.stop()
