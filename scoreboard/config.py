@@ -161,6 +161,8 @@ class Limits(_Model):
     rate_per_team: float = Field(20000, gt=0, description="flags per second per team")
     connections_per_source: int = Field(64, ge=1)
     idle_timeout: float = Field(120, gt=0)
+    token_failures: int = Field(20, ge=1, description="wrong team tokens from one address before a lockout")
+    token_lockout: float = Field(60, ge=0, description="seconds an address guessing tokens is locked out")
 
 
 class Submission(_Model):

@@ -239,6 +239,20 @@ class GameStore:
                 int(only_if_absent), team, service, public, private, json.dumps(detail or {})]
         return bool(self._record_round_check(args=args))
 
+    def box_flags(self, rounds: list[Round], team: TeamID, service: ServiceID,
+                  slots: int) -> dict[tuple[Round, int], dict[str, Any]]:
+        """One box's placed flags in `rounds` (slots 0..slots-1): (round, slot) -> record."""
+        fields = [f"{team}:{service}:{slot}" for slot in range(slots)]
+        pipe = self.redis.pipeline()
+        for round_ in rounds:
+            pipe.hmget(self.keys.flag_ids(round_), fields)
+        out = {}
+        for round_, values in zip(rounds, pipe.execute(), strict=True):
+            for slot, value in enumerate(values):
+                if value is not None:
+                    out[(round_, slot)] = json.loads(value)
+        return out
+
     def start_chain(self, round_: Round, team: TeamID, service: ServiceID, deadline: float) -> int:
         """Mark a box's checker chain as started (finishing by `deadline`); return the attempt number."""
         k, box, keep = self.keys, f"{team}:{service}", 86400
@@ -303,13 +317,11 @@ class GameStore:
 
     # -- submission --------------------------------------------------------------
     def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[Any]:
-        """ARGV for the submit script: header, then flag, victim, service, round per flag."""
+        """ARGV for the submit script: header, then one line "flag victim service round" per flag."""
         game = self.config.game
-        args: list[Any] = [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime,
-                           int(game.require_service_up)]
-        for candidate in candidates:
-            args.extend(candidate)
-        return args
+        lines = "".join(f"{flag} {victim} {service} {round_}\n" for flag, victim, service, round_ in candidates)
+        return [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime,
+                int(game.require_service_up), lines]
 
     def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[str]:
         """Run the submit script on (flag, victim, service, flag_round) tuples."""
@@ -424,6 +436,10 @@ class GameStore:
     def set_web_value_once(self, name: str, value: str) -> bool:
         """Set a web-only setting unless set before; True when this call set it."""
         return bool(self.redis.hsetnx(self.keys.web, name, value))
+
+    def set_web_value(self, name: str, value: str) -> None:
+        """Set (or replace) a web-only setting."""
+        self.redis.hset(self.keys.web, name, value)
 
     def take_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Hold (or renew) a named lease for `seconds`; True while this holder has it."""

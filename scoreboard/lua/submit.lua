@@ -2,8 +2,8 @@
 -- Each accepted flag moves its attack score in the same step and is appended to the
 -- capture stream. The caller has already checked format, MAC, own flag and NOP team.
 --
--- ARGV: prefix, attacker, formula, lifetime, require_up, then per flag:
---       flag, victim, service, flag_round
+-- ARGV: prefix, attacker, formula, lifetime, require_up, then the flags as one string of
+--       lines "flag victim service flag_round\n" (one argument: cheap to send and parse)
 -- Returns one entry per flag: "A:<n>" accepted (n: capture count for faust, points moved
 -- for rating, attackers of that box this round for awd), or a denial code:
 -- "D" duplicate, "O" too old, "I" invalid, "N" not started, "P" paused, "X" over,
@@ -16,7 +16,11 @@ local require_up = ARGV[5] == "1"
 
 local state = redis.call("HMGET", p .. "state", "state", "round")
 local out = {}
-local n = (#ARGV - 5) / 4
+local batch = {}
+for flag, victim, service, flag_round in string.gmatch(ARGV[6], "(%S+) (%d+) (%d+) (%d+)\n") do
+  batch[#batch + 1] = {flag, victim, service, tonumber(flag_round)}
+end
+local n = #batch
 local deny = nil
 if state[1] == "paused" then deny = "P"
 elseif state[1] == "over" then deny = "X"
@@ -47,9 +51,7 @@ end
 
 local accepted = 0
 for i = 1, n do
-  local base = 5 + (i - 1) * 4
-  local flag, victim, service = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-  local flag_round = tonumber(ARGV[base + 4])
+  local flag, victim, service, flag_round = batch[i][1], batch[i][2], batch[i][3], batch[i][4]
   local att_key = p .. "ts:" .. attacker .. ":" .. service
   local vic_key = p .. "ts:" .. victim .. ":" .. service
   if flag_round > round then

@@ -8,7 +8,6 @@ the script's answers back in order. Both are pure; callers do the I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from ..config import GameConfig
 from ..flags import FlagCodec, FlagError
@@ -80,9 +79,9 @@ class Judge:
         amount = int(answer[2:])
         scoring = self.config.game.scoring
         if scoring.formula == "faust":
-            points = float(1 + Fraction(1, amount)) * scoring.faust.atk_weight
+            points = (1 + 1 / amount) * scoring.faust.atk_weight
         elif scoring.formula == "rating":
             points = float(amount)
         else:
-            points = float(Fraction(scoring.awd.attack_points, amount)) if amount else 0.0
+            points = scoring.awd.attack_points / amount if amount else 0.0
         return Result(Verdict.ACCEPTED, round(points, 2))

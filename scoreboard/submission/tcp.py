@@ -3,7 +3,7 @@
 Reads whatever a client sends, answers every complete line in order with one write per
 read, and runs one submit script call per read, so a farm that sends its whole batch in
 one segment gets its answers at once. Limits (line length, per-team rate, connections
-per source, idle timeout) answer or close; nothing a client sends can stop the server.
+per source, idle timeout, lockout after wrong tokens) answer or close; nothing a client sends can stop the server.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from ..teams import TeamDirectory
 from ..types import TeamID
 from .dialects import DIALECTS, Dialect
 from .judge import Judge
-from .limits import ConnectionCounter, RateLimiter
+from .limits import ConnectionCounter, RateLimiter, TokenGuard
 from .verdicts import Result, Verdict
 
 log = logging.getLogger("adrange.submit")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 READ_SIZE = 65536
 WRITE_TIMEOUT = 10.0
+TOKEN_LOCKED = b"Too many invalid team tokens from your address, try again later\n"
 
 
 def printable(raw: bytes, limit: int) -> str:
@@ -44,6 +45,7 @@ class SubmissionServer:
         self.submitter = submitter
         self.rate = RateLimiter(self.limits.rate_per_team)
         self.connections = ConnectionCounter(self.limits.connections_per_source)
+        self.token_guard = TokenGuard(self.limits.token_failures, self.limits.token_lockout)
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions: set[asyncio.Task[None]] = set()
 
@@ -105,12 +107,21 @@ class SubmissionServer:
             line, buffer = await self._read_line(reader, buffer)
             if line is None:
                 return
+            if self.token_guard.locked(source):
+                writer.write(TOKEN_LOCKED)
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+                return
             team = self.teams.by_token(line.strip().decode("utf-8", "replace"))
             if team is None:
-                log.warning("bad token on %s from %s", dialect.name, source)
+                if self.token_guard.failed(source):
+                    log.warning("%s locked out for %gs after wrong tokens on %s",
+                                source, self.limits.token_lockout, dialect.name)
+                else:
+                    log.warning("bad token on %s from %s", dialect.name, source)
                 writer.write(dialect.token_bad)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 return
+            self.token_guard.succeeded(source)
             writer.write(dialect.token_ok)
         else:
             team = self.teams.by_address(source)

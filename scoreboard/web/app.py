@@ -1,11 +1,27 @@
-"""Application factory: one Flask app and its Socket.IO server for a game."""
+"""Application factory: one Flask app and its Socket.IO server for a game.
+
+Blueprints: board (public page), api (JSON + metrics), portal (teams), admin, and the
+HTTP flag submission. Socket.IO runs on gevent with the game's Redis as message queue,
+so several web nodes can serve one game (see live.py for who emits).
+"""
 
 from __future__ import annotations
 
 from flask import Flask
+from flask_socketio import SocketIO
 
 from ..config import GameConfig
 from ..store import GameStore
+from ..submission.sync import Submissions
+from ..teams import TeamDirectory
+from .admin import admin
+from .api import api
+from .auth import check_csrf, csrf_token, ensure_admin_password, session_secret
+from .board import board
+from .board_data import BoardData
+from .i18n import language, t
+from .live import Live, register_spectators
+from .portal import portal
 from .submit_api import submit_api
 
 
@@ -13,10 +29,29 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
     """A Flask app serving one game; the store is created from config when not given."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.submission.limits.request_bytes
+    app.config.update(SECRET_KEY=session_secret(config), SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_NAME=f"adrange-{config.game.name}")
     app.extensions["adrange.config"] = config
     store = store or GameStore(config)
     store.init()
     app.extensions["adrange.store"] = store
+    app.extensions["adrange.submissions"] = (Submissions(store), TeamDirectory(config))
+    data = BoardData(config, store)
+    app.extensions["adrange.board"] = data
+    ensure_admin_password(config, store)
+
     if config.submission.http:
         app.register_blueprint(submit_api)
+    app.register_blueprint(board)
+    app.register_blueprint(api)
+    for blueprint in (portal, admin):
+        blueprint.before_request(check_csrf)
+        app.register_blueprint(blueprint)
+    app.jinja_env.globals.update(csrf_token=csrf_token, t=t, language=language)
+
+    socketio = SocketIO(app, async_mode="gevent", message_queue=config.redis_url,
+                        channel=store.keys.socketio_channel,
+                        logger=False, engineio_logger=False)
+    register_spectators(socketio, data)
+    app.extensions["adrange.live"] = Live(socketio, data, store)
     return app

@@ -6,6 +6,9 @@ from flask import current_app
 
 from ..config import GameConfig
 from ..store import GameStore
+from ..submission.sync import Submissions
+from ..teams import TeamDirectory
+from .board_data import BoardData
 
 
 def game_config() -> GameConfig:
@@ -16,3 +19,13 @@ def game_config() -> GameConfig:
 def game_store() -> GameStore:
     """The game's store."""
     return current_app.extensions["adrange.store"]
+
+
+def board_data() -> BoardData:
+    """Board pieces (ranking, matrix, ...) of the game, with admin overrides applied."""
+    return current_app.extensions["adrange.board"]
+
+
+def submissions() -> tuple[Submissions, TeamDirectory]:
+    """The shared judge/rate limiter and token directory (same ones PUT /flags uses)."""
+    return current_app.extensions["adrange.submissions"]

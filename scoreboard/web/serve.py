@@ -15,15 +15,12 @@ log = logging.getLogger("adrange.web")
 
 
 def serve(config: GameConfig, host: str | None = None, port: int | None = None) -> None:
-    """Serve the game's web app until killed."""
-    from gevent.pywsgi import WSGIServer
-
+    """Serve the game's web app (and its live board follower) until killed."""
     app = create_app(config)
-    socketio = app.extensions.get("socketio")
+    socketio = app.extensions["socketio"]
+    app.extensions["adrange.live"].start()
     host = host or config.web.host
     port = port or config.web.port
+    logging.getLogger("geventwebsocket.handler").setLevel(logging.WARNING)  # no access log per request
     log.info("web on http://%s:%s", host, port)
-    if socketio is not None:
-        socketio.run(app, host=host, port=port, log_output=False)
-    else:
-        WSGIServer((host, port), app, log=None).serve_forever()
+    socketio.run(app, host=host, port=port, log_output=False)

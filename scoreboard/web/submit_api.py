@@ -2,7 +2,8 @@
 
 Body: a JSON list of flag strings. Answer 200 with one ``{"flag", "status", "msg"}`` per
 flag, in order; request-level problems get 400 ``{"status": false, "msg": ...}`` (401 for
-a bad token, 413 too large, 429 when the team is over its rate).
+a bad token, 413 too large, 429 when the team is over its rate or the address is locked
+out after too many wrong tokens).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..submission.limits import TokenGuard
 from ..submission.sync import Submissions
 from ..submission.verdicts import Verdict
 from ..teams import TeamDirectory
@@ -33,6 +35,14 @@ def _submissions() -> tuple[Submissions, TeamDirectory]:
     return ext["adrange.submissions"]
 
 
+def _token_guard() -> TokenGuard:
+    ext = current_app.extensions
+    if "adrange.token_guard" not in ext:
+        limits = game_config().submission.limits
+        ext["adrange.token_guard"] = TokenGuard(limits.token_failures, limits.token_lockout)
+    return ext["adrange.token_guard"]
+
+
 @submit_api.errorhandler(RequestEntityTooLarge)
 def _too_large(_exc: RequestEntityTooLarge):
     return _error(413, f"request too large (limit {game_config().submission.limits.request_bytes} bytes)")
@@ -42,10 +52,17 @@ def _too_large(_exc: RequestEntityTooLarge):
 def put_flags():
     """Judge a batch of flags for the team named by X-Team-Token."""
     submissions, teams = _submissions()
+    guard, source = _token_guard(), request.remote_addr or "?"
+    if guard.locked(source):
+        return _error(429, "too many invalid team tokens from your address, try again later")
     team = teams.by_token(request.headers.get("X-Team-Token"))
     if team is None:
-        log.warning("bad team token from %s", request.remote_addr)
+        if guard.failed(source):
+            log.warning("%s locked out for %gs after wrong team tokens", source, guard.lockout)
+        else:
+            log.warning("bad team token from %s", source)
         return _error(401, "invalid team token (send it in the X-Team-Token header)")
+    guard.succeeded(source)
     flags: Any = request.get_json(force=True, silent=True)
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         return _error(400, "body must be a JSON list of flag strings")

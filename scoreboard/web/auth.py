@@ -1,0 +1,135 @@
+"""Who is asking: team sessions and tokens, the admin password, CSRF tokens for forms.
+
+- Teams log in to the portal with their token (kept in a signed session cookie) or send
+  it as ``X-Team-Token`` to the team APIs.
+- The admin password hash comes from ``web.admin_password_hash`` (werkzeug format); when
+  the game file has none, one password is generated once per game, stored hashed in
+  Redis and printed once to the log of the node that generated it. Admins log in with
+  it (session) or send it by HTTP Basic auth (user ``admin``) to ``/admin/api``.
+- Every cookie-authenticated POST carries the session's CSRF token (form field ``csrf``
+  or header ``X-CSRF-Token``); header-authenticated calls need none.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from flask import abort, jsonify, redirect, request, session, url_for
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..config import GameConfig
+from ..store import GameStore
+from ..teams import TeamDirectory
+from ..types import TeamID
+from .context import board_data, game_config, game_store
+
+log = logging.getLogger("adrange.web")
+
+
+def session_secret(config: GameConfig) -> str:
+    """The cookie signing key: derived from the game secret, so every web node agrees."""
+    return hmac.new(config.game.secret.encode(), b"web-session", hashlib.sha256).hexdigest()
+
+
+def ensure_admin_password(config: GameConfig, store: GameStore) -> str:
+    """The admin password hash; generates, stores and logs a password once if there is none."""
+    if config.web.admin_password_hash:
+        return config.web.admin_password_hash
+    stored = store.web_value("admin_hash")
+    if stored:
+        return stored
+    password = secrets.token_urlsafe(12)
+    if store.set_web_value_once("admin_hash", generate_password_hash(password)):
+        log.warning("generated admin password (shown once): %s", password)
+    return store.web_value("admin_hash") or ""
+
+
+def admin_password_ok(password: str | None) -> bool:
+    """True when the password matches the admin hash."""
+    if not password:
+        return False
+    return check_password_hash(ensure_admin_password(game_config(), game_store()), password)
+
+
+def is_admin() -> bool:
+    """An admin session, or correct HTTP Basic credentials on this request."""
+    if session.get("admin"):
+        return True
+    basic = request.authorization
+    return bool(basic and basic.type == "basic" and admin_password_ok(basic.password))
+
+
+def team_by_token(token: str | None) -> TeamID | None:
+    """The team holding a token (admin-added teams included)."""
+    return TeamDirectory(board_data().config()).by_token(token)
+
+
+def current_team() -> TeamID | None:
+    """The team of the X-Team-Token header or of the portal session."""
+    header = request.headers.get("X-Team-Token")
+    if header is not None:
+        return team_by_token(header)
+    team = session.get("team")
+    if team is None:
+        return None
+    known = {t.id for t in board_data().config().teams}
+    return team if team in known else None
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (made on first use), for forms and the board script."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    """Refuse a cookie-authenticated POST without the session's CSRF token (400)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if request.authorization or "X-Team-Token" in request.headers:
+        return  # not authenticated by cookie
+    logging_in = (request.endpoint or "").endswith(".login")
+    if not logging_in and not (session.get("admin") or session.get("team")):
+        return  # no session: the view refuses it as unauthenticated
+    sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(400, "missing or wrong CSRF token: reload the page and try again")
+
+
+def _refuse(json_api: bool, login_endpoint: str, status: int, message: str) -> Any:
+    if json_api or request.path.startswith(("/api/", "/admin/api/")):
+        return jsonify({"status": False, "msg": message}), status
+    return redirect(url_for(login_endpoint, next=request.path))
+
+
+def team_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only for a logged-in team (or a valid X-Team-Token); passes `team` to the view."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        team = current_team()
+        if team is None:
+            return _refuse(False, "portal.login", 401, "team token required (X-Team-Token header)")
+        return view(*args, team=team, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only for an admin session or HTTP Basic admin credentials."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not is_admin():
+            return _refuse(False, "admin.login", 401, "admin credentials required")
+        return view(*args, **kwargs)
+
+    return wrapper

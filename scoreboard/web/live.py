@@ -1,0 +1,184 @@
+"""Live board over Socket.IO: the full board on connect, then deltas from the event streams.
+
+Jobs of the `Live` follower, a background greenlet of the web process:
+
+1. follow ``ev:capture``, ``ev:check``, ``ev:round`` and ``ev:admin`` (XREAD BLOCK, from
+   the newest entry when it starts) and emit ``attack``, ``first_blood``, ``status``,
+   ``round`` and ``announcement`` events;
+2. coalesce ranking changes: captures and round closes only mark the ranking dirty; a
+   second greenlet emits ``ranking`` at most every ``RANKING_INTERVAL`` seconds;
+3. keep per-round score history (after each close) and start/stop the game at the
+   admin's scheduled times.
+
+Several web nodes may serve one game: they share a Socket.IO message queue on the
+game's Redis, and only the node holding the ``board-emitter`` lease follows the streams
+and emits (through the queue, so every node's spectators get each event exactly once).
+If that node dies, another takes the lease within ``LEASE_SECONDS``.
+After ``game.freeze_at`` the public events that would reveal scores (ranking, attack,
+first_blood, status) stop; round and announcement events go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import gevent
+from flask_socketio import SocketIO, emit
+
+from ..store import GameStore
+from ..types import GameState, Status
+from .board_data import BoardData, attack_of
+
+log = logging.getLogger("adrange.live")
+
+RANKING_INTERVAL = 0.33
+LEASE_SECONDS = 10.0
+STREAMS = ("capture", "check", "round", "admin")
+
+
+class Live:
+    """Follows one game's streams and emits board deltas to every spectator."""
+
+    def __init__(self, socketio: SocketIO, board: BoardData, store: GameStore) -> None:
+        self.socketio = socketio
+        self.board = board
+        self.store = store
+        self.node = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self.leader = False
+        self._dirty = False
+        self._started = False
+
+    def start(self) -> None:
+        """Start the follower and the ranking coalescer (once per process)."""
+        if not self._started:
+            self._started = True
+            self.socketio.start_background_task(self._follow_forever)
+            self.socketio.start_background_task(self._coalesce_forever)
+
+    # -- leadership and following -----------------------------------------------------------
+    def _follow_forever(self) -> None:
+        while True:
+            try:
+                if self.store.take_lease("board-emitter", self.node, LEASE_SECONDS):
+                    if not self.leader:
+                        log.info("board emitter lease taken by %s", self.node)
+                    self.leader = True
+                    self._follow()
+                else:
+                    self.leader = False
+                    gevent.sleep(LEASE_SECONDS / 3)
+            except Exception:
+                log.exception("board follower failed; retrying")
+                self.leader = False
+                gevent.sleep(1)
+
+    def _follow(self) -> None:
+        """Follow the streams while the lease is ours (renewed every few seconds)."""
+        cursors = {name: self.store.last_event_id(name) for name in STREAMS}
+        self._backfill_first_bloods(cursors["capture"])
+        self._dirty = True
+        renewed = time.monotonic()
+        while True:
+            if time.monotonic() - renewed > LEASE_SECONDS / 3:
+                if not self.store.take_lease("board-emitter", self.node, LEASE_SECONDS):
+                    log.warning("board emitter lease lost by %s", self.node)
+                    return
+                renewed = time.monotonic()
+                self._run_schedule()
+            for stream, events in self.store.read_streams(cursors, block_ms=1000):
+                for event_id, fields in events:
+                    cursors[stream] = event_id
+                    self._handle(stream, {"_id": event_id, **fields})
+
+    def _backfill_first_bloods(self, until: str) -> None:
+        """First bloods of captures made while no emitter ran (scans until all are known)."""
+        missing = {s.id for s in self.board.base.services} - set(self.store.first_bloods())
+        for event in self.store.events("capture"):
+            if not missing or _id_order(event["_id"]) > _id_order(until):
+                return
+            attack = attack_of(event)
+            if attack["s"] in missing:
+                self.store.set_first_blood(attack["s"], attack)
+                missing.discard(attack["s"])
+
+    def _handle(self, stream: str, event: dict[str, str]) -> None:
+        frozen = self.board.frozen()
+        if stream == "capture":
+            self._dirty = True
+            attack = attack_of(event)
+            first = self.store.set_first_blood(attack["s"], attack)
+            if not frozen:
+                self.socketio.emit("attack", attack)
+                if first:
+                    self.socketio.emit("first_blood", attack)
+        elif stream == "check" and not frozen:
+            self.socketio.emit("status", {
+                "team": int(event["team"]), "service": int(event["service"]), "round": int(event["r"]),
+                "status": Status(int(event["status"])).name, "message": event.get("public", "")})
+        elif stream == "round":
+            payload: dict[str, Any] = {"type": event.get("type"), **self.board.round_info()}
+            if event.get("type") == "closed":
+                self.store.record_history(int(event["r"]), self.board.history_totals())
+                self._dirty = True
+                if not frozen:
+                    payload["history"] = self.board.history(self.board.ranking(public=True))
+            self.socketio.emit("round", payload)
+        elif stream == "admin":
+            kind = event.get("type")
+            if kind == "state":
+                self.socketio.emit("round", {"type": "state", **self.board.round_info()})
+            elif kind == "announcement":
+                self.socketio.emit("announcement", {"text": json.loads(event.get("text", '""')),
+                                                    "t": float(event.get("t", 0))})
+            elif kind in ("override", "reset"):
+                self.socketio.emit("board", self.board.snapshot(public=True))
+
+    # -- ranking coalescing -----------------------------------------------------------------
+    def _coalesce_forever(self) -> None:
+        while True:
+            gevent.sleep(RANKING_INTERVAL)
+            if not (self.leader and self._dirty):
+                continue
+            self._dirty = False
+            try:
+                if not self.board.frozen():
+                    self.socketio.emit("ranking", {"ranking": self.board.ranking(public=True),
+                                                   "t": time.time()})
+            except Exception:
+                log.exception("ranking emit failed")
+
+    # -- schedule -----------------------------------------------------------------------------
+    def _run_schedule(self) -> None:
+        """Start or stop the game at the times an admin scheduled."""
+        raw = self.store.web_value("schedule")
+        if not raw:
+            return
+        schedule: dict[str, Any] = json.loads(raw)
+        now = time.time()
+        state = self.store.state()["state"]
+        try:
+            if schedule.get("start") and now >= schedule["start"] and state == GameState.NOT_STARTED:
+                self.store.set_state(GameState.RUNNING, actor="schedule")
+            elif schedule.get("stop") and now >= schedule["stop"] and state in (GameState.RUNNING,
+                                                                                 GameState.PAUSED):
+                self.store.set_state(GameState.OVER, actor="schedule")
+        except Exception:
+            log.exception("scheduled state change failed")
+
+
+def _id_order(event_id: str) -> tuple[int, int]:
+    milliseconds, sequence = event_id.split("-")
+    return int(milliseconds), int(sequence)
+
+
+def register_spectators(socketio: SocketIO, board: BoardData) -> None:
+    """Send the whole (public) board to each spectator as it connects."""
+
+    @socketio.on("connect")
+    def _on_connect(auth: Any = None) -> None:
+        emit("board", board.snapshot(public=True))

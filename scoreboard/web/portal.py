@@ -1,0 +1,82 @@
+"""Team portal: log in with the team token, see own services, submit flags, see history.
+
+Flags sent through the portal form are judged exactly like ``PUT /flags`` (same judge
+and rate limiter) and kept with their verdicts; accepted captures made over TCP or HTTP
+show from the capture stream.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from ..types import TeamID
+from .api import team_view
+from .auth import current_team, team_by_token, team_required
+from .context import board_data, game_store, submissions
+
+portal = Blueprint("portal", __name__, url_prefix="/team")
+
+
+def target_access(team: TeamID) -> list[dict]:
+    """SSH logins for hosted boxes (deploy.access), or [] when that part is not installed."""
+    try:
+        from deploy.access import team_access
+    except ImportError:
+        return []
+    return team_access(board_data().config(), team)
+
+
+@portal.route("/login", methods=["GET", "POST"])
+def login():
+    """The token form; a right token starts a team session."""
+    error = False
+    if request.method == "POST":
+        team = team_by_token(request.form.get("token", "").strip())
+        if team is not None:
+            session.clear()
+            session["team"] = team
+            return redirect(url_for("portal.home"))
+        error = True
+    if current_team() is not None and request.method == "GET":
+        return redirect(url_for("portal.home"))
+    return render_template("login.html", error=error, field="token", game=board_data().config().game.name,
+                           action=url_for("portal.login"), title_key="portal")
+
+
+@portal.post("/logout")
+def logout():
+    """End the team session."""
+    session.clear()
+    return redirect(url_for("board.index"))
+
+
+@portal.get("/")
+@team_required
+def home(team: TeamID):
+    """Own services, submission form, submission history, attack data and access."""
+    config = board_data().config()
+    view = team_view(team)
+    names = {t.id: t.name for t in config.teams}
+    services = {s.id: s.name for s in config.services}
+    return render_template("portal.html", team=config.team(team), view=view, names=names, services=services,
+                           history=game_store().portal_submissions(team)[:100], access=target_access(team),
+                           game=config.game.name, result=session.pop("result", None))
+
+
+@portal.post("/submit")
+@team_required
+def submit(team: TeamID):
+    """Judge the flags of the form (one per line) and show their verdicts."""
+    flags = [line.strip() for line in request.form.get("flags", "").splitlines() if line.strip()]
+    limit = board_data().config().submission.limits.batch_size
+    flags = flags[:limit]
+    judge, _ = submissions()
+    results = judge.submit(team, flags)
+    now = time.time()
+    items = [{"flag": flag[:256], "accepted": r.accepted, "msg": r.text, "t": now}
+             for flag, r in zip(flags, results, strict=True)]
+    game_store().record_portal_submissions(team, list(reversed(items)))
+    session["result"] = items[:50]
+    return redirect(url_for("portal.home"))
