@@ -20,7 +20,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class RedisServer:
-    """Starts `redis-server` with AOF (appendfsync everysec) and stops it; restartable."""
+    """Starts `redis-server` with AOF and stops it; restartable.
+
+    AOF is fsynced before every reply (``appendfsync always``): with ``everysec`` Redis
+    postpones the AOF write while a background fsync is still running (up to 2 s) yet
+    answers clients, so even a kill -9 of redis-server alone could lose an accepted flag.
+    """
 
     def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
         if not shutil.which("redis-server"):
@@ -37,7 +42,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--maxclients", "20000", "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

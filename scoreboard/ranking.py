@@ -7,6 +7,7 @@ from typing import Any
 
 from .config import GameConfig
 from .scoring import Parts, ScoreContext, formula_for
+from .scoring.base import flag_counts
 from .types import ServiceID, TeamID
 
 CountersByBox = dict[tuple[TeamID, ServiceID], dict[str, int]]
@@ -45,8 +46,9 @@ def rank(config: GameConfig, counters: CountersByBox) -> list[TeamRow]:
         for service in config.services:
             box = counters.get((team.id, service.id), {})
             parts[service.id] = formula.parts(box, ctx)
-            captured += box.get("captured", 0)
-            lost += box.get("lost", 0)
+            box_captured, box_lost = flag_counts(box)
+            captured += box_captured
+            lost += box_lost
         values = list(parts.values())
         rows.append(TeamRow(
             rank=0, team=team.id, name=team.name, total=formula.combine(values, ctx),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.conftest_docker"]
-
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -11,10 +9,11 @@ from typing import Any
 import pytest
 import redis
 
+from deploy.redis_server import RedisServer
 from scoreboard.config import GameConfig, parse_config
 from scoreboard.store import GameStore
-from deploy.redis_server import RedisServer
 
+pytest_plugins = ["tests.conftest_docker"]
 _games = itertools.count(1)
 
 

@@ -3,10 +3,10 @@
 import pytest
 import requests
 
+from deploy.redis_server import free_port
 from tests.conftest import game_data
 from tests.game_helpers import flag_of, start_at_round
 from tests.processes import Process, write_game
-from deploy.redis_server import free_port
 
 
 @pytest.fixture

@@ -31,12 +31,24 @@ if deny then
 end
 local round = tonumber(state[2] or "0")
 
+-- Key of a (team, service) box's counters, built once per batch.
+local box_keys = {}
+local function box_key(team, service)
+  local id = team .. ":" .. service
+  local key = box_keys[id]
+  if not key then
+    key = p .. "ts:" .. id
+    box_keys[id] = key
+  end
+  return key
+end
+
 -- Move one capture from histogram bucket k-1 to k for every previous member of a set.
 local function shift(set_key, skip, field, k, service)
   if k == 1 then return end
   for _, m in ipairs(redis.call("SMEMBERS", set_key)) do
     if m ~= skip then
-      local key = p .. "ts:" .. m .. ":" .. service
+      local key = box_key(m, service)
       redis.call("HINCRBY", key, field .. (k - 1), -1)
       redis.call("HINCRBY", key, field .. k, 1)
     end
@@ -52,8 +64,8 @@ end
 local accepted = 0
 for i = 1, n do
   local flag, victim, service, flag_round = batch[i][1], batch[i][2], batch[i][3], batch[i][4]
-  local att_key = p .. "ts:" .. attacker .. ":" .. service
-  local vic_key = p .. "ts:" .. victim .. ":" .. service
+  local att_key = box_key(attacker, service)
+  local vic_key = box_key(victim, service)
   if flag_round > round then
     out[i] = "I"
   elseif round - flag_round >= lifetime then
@@ -67,13 +79,11 @@ for i = 1, n do
     else
       local c = redis.call("SCARD", cap_key)
       local amount = c
-      if formula == "faust" then
+      if formula == "faust" then -- captured and lost are the histograms' sums
         shift(cap_key, attacker, "a:", c, service)
         redis.call("HINCRBY", att_key, "a:" .. c, 1)
-        redis.call("HINCRBY", att_key, "captured", 1)
         if c > 1 then redis.call("HINCRBY", vic_key, "d:" .. (c - 1), -1) end
         redis.call("HINCRBY", vic_key, "d:" .. c, 1)
-        if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
       elseif formula == "rating" then
         local initial = tonumber(redis.call("HGET", p .. "rating", "initial"))
         local step = tonumber(redis.call("HGET", p .. "rating", "step"))
@@ -90,10 +100,10 @@ for i = 1, n do
         if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
         amount = delta
       else -- awd: a box's points this round are shared by all who stole from it
-        local box_key = p .. "awd:" .. round .. ":" .. victim .. ":" .. service
-        if redis.call("SADD", box_key, attacker) == 1 then
-          local k = redis.call("SCARD", box_key)
-          shift(box_key, attacker, "w:", k, service)
+        local robbers = p .. "awd:" .. round .. ":" .. victim .. ":" .. service
+        if redis.call("SADD", robbers, attacker) == 1 then
+          local k = redis.call("SCARD", robbers)
+          shift(robbers, attacker, "w:", k, service)
           redis.call("HINCRBY", att_key, "w:" .. k, 1)
           if k == 1 then redis.call("HINCRBY", vic_key, "robbed", 1) end
           amount = k

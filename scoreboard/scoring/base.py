@@ -42,6 +42,13 @@ class Formula(Protocol):
         ...
 
 
+def flag_counts(counters: Counters) -> tuple[int, int]:
+    """(flags captured, own flags lost) of a box; faust keeps them only as histogram sums."""
+    captured = counters.get("captured", 0) or sum(n for _, n in histogram(counters, "a:"))
+    lost = counters.get("lost", 0) or sum(n for _, n in histogram(counters, "d:"))
+    return captured, lost
+
+
 def histogram(counters: Counters, prefix: str) -> list[tuple[int, int]]:
     """The (k, count) pairs of fields named prefix+k, sorted by k, zero counts left out."""
     pairs = []

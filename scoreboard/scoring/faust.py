@@ -3,7 +3,7 @@
 ATK = sum over captured flags of (1 + 1/c(f)), c(f) the number of teams that captured f;
 DEF = -sum over own lost flags of c(f)**0.75;
 SLA = (OK rounds + 0.5 * RECOVERING rounds) * sqrt(active non-NOP teams).
-Counters: ``a:k`` flags this team captured that now have k capturers, ``captured``;
+Counters: ``a:k`` flags this team captured that now have k capturers;
 ``d:k`` own flags lost that have k capturers; ``ok``, ``rec`` rounds.
 """
 
@@ -20,9 +20,9 @@ class FaustFormula:
 
     def parts(self, counters: Counters, ctx: ScoreContext) -> Parts:
         weights = ctx.scoring.faust
-        atk = Fraction(int(counters.get("captured", 0)))
+        atk = Fraction(0)
         for k, count in histogram(counters, "a:"):
-            atk += Fraction(count, k)
+            atk += count + Fraction(count, k)
         defense = -math.fsum(count * k**0.75 for k, count in histogram(counters, "d:"))
         sla = (int(counters.get("ok", 0)) + 0.5 * int(counters.get("rec", 0))) * math.sqrt(ctx.active_teams)
         atk_f = float(atk)

@@ -39,10 +39,11 @@ class Replay:
         previous = self._capturers.setdefault(flag, [])
         previous.append(att)
         c = len(previous)
-        attacker["captured"] += 1
-        if c == 1:
-            victim["lost"] += 1
         formula = self.scoring.formula
+        if formula != "faust":  # faust derives these from its histograms
+            attacker["captured"] += 1
+            if c == 1:
+                victim["lost"] += 1
         if formula == "faust":
             self._shift(previous, att, svc, "a:", c)
             attacker[f"a:{c}"] += 1

@@ -132,10 +132,7 @@ class SubmissionServer:
                     return
                 buffer += chunk
             *lines, buffer = buffer.split(b"\n")
-            if len(buffer) > self.limits.line_length:
-                writer.write(f"Line too long (limit {self.limits.line_length} bytes), closing\n".encode())
-                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-                return
+            too_long = len(buffer) > self.limits.line_length  # answered up to here, then closed
             ended = False
             if dialect.empty_line_ends:
                 for index, line in enumerate(lines):
@@ -146,8 +143,10 @@ class SubmissionServer:
             if flags:
                 replies = await self.answer(dialect, team, flags)
                 writer.write(replies)
+            if too_long and not ended:
+                writer.write(f"Line too long (limit {self.limits.line_length} bytes), closing\n".encode())
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-            if ended:
+            if ended or too_long:
                 return
 
     async def _read_line(self, reader: asyncio.StreamReader, buffer: bytes) -> tuple[bytes | None, bytes]:

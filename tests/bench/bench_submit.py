@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from rich.console import Console
 
+from deploy.redis_server import free_port
 from scoreboard.flags import FlagCodec
 from scoreboard.submission.judge import Judge
 from scoreboard.types import GameState
-from tests.bench.common import bench, bench_game
+from tests.bench.common import bench, bench_game, cpu_seconds
 from tests.processes import Process, write_game
-from deploy.redis_server import free_port
 
 console = Console(stderr=True)
 GREETINGS = {"faust": b"\n\n", "ructf": b"exit)\n", "forcad": b"token:\n"}
@@ -116,6 +116,9 @@ def main() -> None:
                  Process(["web", "-c", str(path), "--port", str(web_port)], work, "web").start(("127.0.0.1", web_port))]
         try:
             figures: dict[str, float] = {}
+            cpu_units: dict[str, float] = {}
+            pids = {"submit": procs[0].proc.pid, "web": procs[1].proc.pid,
+                    "redis": int(store.redis.info("server")["process_id"])}
             offset = 100000
             total_accepted = 0
             for name in ("faust", "ructf", "forcad", "http"):
@@ -123,6 +126,8 @@ def main() -> None:
                               for t in range(1, args.clients + 1)}
                 offset -= args.flags // ((teams - 1) * services * 16) + 2
                 console.log(f"{name}: {args.clients} clients x {args.flags} flags")
+                server_pid = pids["web" if name == "http" else "submit"]
+                cpu_before = cpu_seconds(server_pid), cpu_seconds(pids["redis"])
                 if name == "http":
                     accepted, took = run_http(f"http://127.0.0.1:{web_port}", config, per_client, args.batch * 4)
                 else:
@@ -130,6 +135,8 @@ def main() -> None:
                 expected = args.clients * args.flags
                 assert accepted == expected, f"{name}: {accepted} accepted of {expected}"
                 total_accepted += accepted
+                cpu_units[f"submit_{name}_cpu_server"] = (cpu_seconds(server_pid) - cpu_before[0]) / accepted * 1e6
+                cpu_units[f"submit_{name}_cpu_redis"] = (cpu_seconds(pids["redis"]) - cpu_before[1]) / accepted * 1e6
                 figures[f"submit_{'tcp_' if name != 'http' else ''}{name}_accepted"] = accepted / took
             events = store.redis.xlen(store.keys.stream("capture"))
             assert events == total_accepted, f"{events} capture events for {total_accepted} accepted replies"
@@ -147,6 +154,8 @@ def main() -> None:
         figures["submit_validations_in_process"] = len(sample) / (time.perf_counter() - start)
     for name, value in figures.items():
         bench(name, value, "flags/s")
+    for name, value in cpu_units.items():  # where the time goes
+        bench(name, value, "us/flag")
     tcp = [v for k, v in figures.items() if k.startswith("submit_tcp_") and k.endswith("_accepted")]
     bench("submit_tcp_accepted_vs_floor_20000", min(tcp) / 20000, "x")
 

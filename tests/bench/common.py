@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +11,10 @@ from typing import Any
 
 import redis
 
+from deploy.redis_server import RedisServer
 from scoreboard.config import GameConfig, parse_config
 from scoreboard.store import GameStore
 from tests.conftest import game_data
-from deploy.redis_server import RedisServer
 
 
 def bench(name: str, value: float, unit: str) -> None:
@@ -36,3 +37,9 @@ def bench_game(teams: int, services: int, **game: Any) -> Iterator[tuple[GameCon
         yield config, store, work
     finally:
         server.cleanup()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

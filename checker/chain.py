@@ -1,0 +1,194 @@
+"""One box's checks for one round: CHECK, PUT this round's flag, GET it and older flags.
+
+`run_chain` does the I/O (checker runner, store reads, AWD flag files); `combine` and
+`pick_vuln` are the pure rules. The chain stops at the first failing current action
+(a dead service gets no flag). The round's status is that failure; with all current
+actions OK, a lost older flag gives RECOVERING. A checker bug is CHECKER_ERROR.
+
+Flags: one per round per box, its vuln drawn by the service's `vulns` weights; the slot
+is ``vuln - 1``, so the flag itself (and its stored record) says which store it is in.
+AWD file mode (``flag_mode: file``): the flag is written into the box by
+`deploy.flagfile.write_flag` and the checker only runs CHECK.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.runner import ActionResult, run_action
+from scoreboard.config import GameConfig
+from scoreboard.flags import FlagCodec
+from scoreboard.store import GameStore
+from scoreboard.types import Round, ServiceID, Status, TeamID
+
+# Older flags read back per round (drawn from the still-valid ones).
+OLD_GETS = 2
+# Worst last: the status of several results is the one ranked highest here.
+SEVERITY = (Status.OK, Status.RECOVERING, Status.CHECKER_ERROR, Status.CORRUPT, Status.MUMBLE, Status.DOWN)
+# An action is not started with less than this many seconds left before the deadline.
+MIN_ACTION_SECONDS = 0.2
+
+
+@dataclass
+class ChainResult:
+    """A box's verdict for a round, with each action's detail for the organizers."""
+
+    status: Status
+    public: str = ""
+    private: str = ""
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+
+    def detail(self) -> dict[str, Any]:
+        """The per-action detail and total duration, as stored with the check."""
+        return {"actions": self.actions, "duration": round(self.duration, 4)}
+
+
+def worst(statuses: list[Status]) -> Status:
+    """The most severe of `statuses` (OK for none)."""
+    return max(statuses, key=SEVERITY.index, default=Status.OK)
+
+
+def combine(current: list[Status], older: list[Status]) -> Status:
+    """A round's status: the worst current action; if all are OK, RECOVERING for a lost older
+    flag (CHECKER_ERROR when reading it back failed on our side)."""
+    now = worst(current)
+    if now != Status.OK:
+        return now
+    old = worst(older)
+    if old == Status.OK:
+        return Status.OK
+    return Status.CHECKER_ERROR if old == Status.CHECKER_ERROR else Status.RECOVERING
+
+
+def pick_vuln(weights: list[int], rng: random.Random) -> int:
+    """A flag store (1-based) drawn by `weights`."""
+    return rng.choices(range(1, len(weights) + 1), weights=weights)[0]
+
+
+def place_flag_file(config: GameConfig, team: TeamID, service: ServiceID, flag: str) -> str | None:
+    """Write `flag` into the box's flag file (AWD mode); None when done, else why not."""
+    try:
+        from deploy.flagfile import write_flag
+    except ImportError as exc:
+        return f"deploy is not available on this worker: {exc}"
+    try:
+        write_flag(config, team, service, flag)
+    except Exception as exc:  # DeployError, Docker trouble: never the team's fault
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class _Chain:
+    """The actions of one chain, each limited by its own timeout and the chain's deadline."""
+
+    def __init__(self, config: GameConfig, round_: Round, team: TeamID, service: ServiceID,
+                 deadline: float) -> None:
+        self.config = config
+        self.round = round_
+        self.team = config.team(team)
+        self.service = config.service(service)
+        self.deadline = deadline
+        self.results: list[ActionResult] = []
+        self.path = config.resolve(self.service.checker.path) if self.service.checker.path else None
+
+    def run(self, action: str, flag_id: str = "", flag: str = "", vuln: int = 1,
+            related: Round | None = None) -> ActionResult:
+        left = self.deadline - time.time()
+        if left < MIN_ACTION_SECONDS:
+            result = ActionResult(action, Status.DOWN, "checker did not finish",
+                                  f"{action} not started: the round ends in {left:.2f}s")
+        else:
+            context = {"round": self.round, "related_round": related or self.round, "team_id": self.team.id,
+                       "team_name": self.team.name, "service_id": self.service.id,
+                       "round_length": self.config.game.round_seconds}
+            assert self.team.address is not None
+            result = run_action(self.service.checker, self.path, action, self.team.address,  # type: ignore[arg-type]
+                                flag_id, flag, vuln, min(self.service.checker.timeout, left), context)
+        self.results.append(result)
+        return result
+
+    def detail(self, result: ActionResult, **extra: Any) -> dict[str, Any]:
+        return {"action": result.action, "status": result.status.name, "duration": round(result.duration, 4),
+                "command": result.command, **extra}
+
+
+def run_chain(config: GameConfig, store: GameStore, round_: Round, team: TeamID, service: ServiceID,
+              deadline: float, rng: random.Random | None = None) -> ChainResult:
+    """Run one box's chain for `round_`, finishing by `deadline` (epoch seconds)."""
+    rng = rng or random.Random()
+    started = time.monotonic()
+    chain = _Chain(config, round_, team, service, deadline)
+    spec = chain.service
+    current: list[tuple[ActionResult, dict[str, Any]]] = []
+    older: list[tuple[ActionResult, dict[str, Any]]] = []
+    notes: list[str] = []
+
+    check = chain.run("check")
+    current.append((check, {}))
+    if check.status == Status.OK:
+        vuln = pick_vuln(spec.vulns, rng)
+        flag = FlagCodec(config.game.secret, config.game.flag_prefix).generate(round_, team, service, vuln - 1)
+        if spec.flag_mode == "file":
+            problem = place_flag_file(config, team, service, flag)
+            if problem:
+                notes.append(f"flag file not written: {problem}")
+            else:
+                store.record_flag(round_, team, service, vuln - 1, flag, "", None)
+        else:
+            put = chain.run("put", _seed_flag_id(rng), flag, vuln)
+            current.append((put, {"vuln": vuln}))
+            if put.status == Status.OK:
+                flag_id = put.flag_id or ""
+                store.record_flag(round_, team, service, vuln - 1, flag, flag_id, put.public_flag_id)
+                get = chain.run("get", flag_id, flag, vuln)
+                current.append((get, {"vuln": vuln}))
+                if get.status == Status.OK:
+                    older = _get_older(chain, store, rng)
+
+    statuses = [r.status for r, _ in current]
+    if notes:
+        statuses.append(Status.CHECKER_ERROR)
+    status = combine(statuses, [r.status for r, _ in older])
+    public, private = _messages(status, current, older, notes)
+    actions = [chain.detail(r, **extra) for r, extra in current + older]
+    return ChainResult(status, public, private, actions, time.monotonic() - started)
+
+
+def _get_older(chain: _Chain, store: GameStore, rng: random.Random) -> list[tuple[ActionResult, dict[str, Any]]]:
+    """GET up to `OLD_GETS` random still-valid flags of earlier rounds."""
+    lifetime = chain.config.game.flag_lifetime
+    rounds = list(range(max(1, chain.round - lifetime + 1), chain.round))
+    placed = store.box_flags(rounds, chain.team.id, chain.service.id, len(chain.service.vulns))  # type: ignore[arg-type]
+    picks = rng.sample(sorted(placed), min(OLD_GETS, len(placed)))
+    out = []
+    for round_, slot in picks:
+        record = placed[(round_, slot)]
+        result = chain.run("get", record["flag_id"], record["flag"], slot + 1, related=round_)
+        out.append((result, {"vuln": slot + 1, "round": round_}))
+    return out
+
+
+def _messages(status: Status, current: list[tuple[ActionResult, dict[str, Any]]],
+              older: list[tuple[ActionResult, dict[str, Any]]], notes: list[str]) -> tuple[str, str]:
+    """Public and private messages: the failing action's, with what failed named privately."""
+    private = [f"{r.action}: {r.private}" for r, _ in current + older if r.private] + notes
+    failing = [r for r, _ in current if r.status != Status.OK]
+    if failing:
+        public = failing[0].public or failing[0].status.name.lower()
+    elif status == Status.RECOVERING:
+        lost = next(r for r, _ in older if r.status != Status.OK)
+        public = f"an older flag is lost: {lost.public}".rstrip(": ")
+    elif status == Status.CHECKER_ERROR:
+        public = "checker error"
+    else:
+        public = ""
+    return public, "\n".join(private)
+
+
+def _seed_flag_id(rng: random.Random) -> str:
+    """The flag id handed to put (checkers may keep it or return their own)."""
+    return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=12))

@@ -1,0 +1,124 @@
+"""The round engine end to end: real ticker and Celery worker processes, real Redis, real
+loopback targets. Each box's status comes from what its target really does."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from scoreboard.types import GameState, Status
+from tests.engine_helpers import (
+    ADDRESS_SCHEME,
+    AmnesiacNotes,
+    ForgetfulNotes,
+    checker,
+    engine_game,
+    pool_children,
+    serving,
+    start_ticker,
+    start_worker,
+    wait_closed,
+    wait_until,
+)
+from tests.targets.notes_tcp import NotesServer
+
+
+def host(team: int) -> str:
+    return ADDRESS_SCHEME.format(team=team)
+
+
+@pytest.fixture
+def processes():
+    started = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+def test_every_box_gets_the_status_its_target_earns(redis_server, tmp_path, processes):
+    # Teams: 1 ok, 2 stopped, 3 liar, 4 loses flags, 5 keeps only the newest note, 6 silent; 7 is NOP.
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=6, round_seconds=3, checkers=[
+        checker("notes_checker.py"), checker("buggy_checker.py"), checker("forcad_style.py", "cli")])
+    liar, silent = NotesServer(host(3)), NotesServer(host(6))
+    liar.mode, silent.mode = "liar", "silent"
+    targets = [NotesServer(host(1)), liar, ForgetfulNotes(host(4)), AmnesiacNotes(host(5)), silent,
+               NotesServer(host(7))]
+    with serving(targets):
+        processes.append(start_worker(path, tmp_path))
+        store.set_state(GameState.RUNNING)
+        processes.append(start_ticker(path, tmp_path))
+        wait_closed(store, 2, 20)
+
+    expected = {1: Status.OK, 2: Status.DOWN, 3: Status.MUMBLE, 4: Status.CORRUPT, 5: Status.OK,
+                6: Status.DOWN, 7: Status.OK}
+    for service in (1, 3):  # native and CLI protocol agree
+        first = store.round_statuses(1)
+        assert {t: first[(t, service)] for t in expected} == expected, (service, first)
+        second = store.round_statuses(2)
+        assert second[(5, service)] == Status.RECOVERING  # its round-1 flag is gone
+        assert second[(1, service)] == Status.OK
+    assert all(store.round_statuses(1)[(t, 2)] == Status.CHECKER_ERROR for t in expected)  # checker bug
+
+    details = store.check_details(1)
+    ok = details[(1, 1)]["detail"]
+    assert [a["action"] for a in ok["actions"]] == ["check", "put", "get"]
+    assert all(a["command"] and a["duration"] >= 0 for a in ok["actions"]) and ok["duration"] > 0
+    assert [a["action"] for a in details[(2, 1)]["detail"]["actions"]] == ["check"]
+    assert details[(6, 3)]["public"] == "checker did not finish in 1s"  # CLI checker killed at its timeout
+    assert "ZeroDivisionError" in details[(1, 2)]["private"]
+    second_ok = store.check_details(2)[(1, 1)]["detail"]["actions"]
+    assert [(a["action"], a.get("round")) for a in second_ok][-1] == ("get", 1)  # round 1's flag read back
+
+    flag = store.placed_flags(1)[(1, 1, 0)]
+    assert flag["flag"] in targets[0].notes.values()
+    # Closing counted each playing box once per round; the NOP team is never counted.
+    counters = store.counters()
+    assert counters[(1, 1)]["ok"] == 2 and counters[(2, 1)]["down"] == 2 and counters[(1, 2)]["error"] == 2
+    assert not any(team == 7 for team, _ in counters)
+
+
+def test_a_killed_worker_process_costs_nothing_and_the_round_still_closes(redis_server, tmp_path, processes):
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=1, round_seconds=4,
+                                      checkers=[checker("notes_checker.py", timeout=2.5)])
+    silent = NotesServer(host(1))
+    silent.mode = "silent"  # the chain hangs in check long enough to be killed
+    with serving([silent, NotesServer(host(2))]):
+        worker = start_worker(path, tmp_path, concurrency=2)
+        processes.append(worker)
+        store.set_state(GameState.RUNNING)
+        processes.append(start_ticker(path, tmp_path))
+        wait_until(lambda: (1, 1) in store.chain_marks(1), 10)
+        for child in pool_children(worker.proc.pid):
+            os.kill(child, signal.SIGKILL)
+        wait_closed(store, 1, 15)
+    record = store.check_details(1)[(1, 1)]
+    assert record["status"] == Status.CHECKER_ERROR, record
+    assert "lost" in record["private"]
+    assert store.counters()[(1, 1)] == {"error": 1}  # counted as checker error: no SLA lost
+
+
+def test_without_workers_every_box_gets_checker_error_and_the_round_closes(redis_server, tmp_path, processes):
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=2, round_seconds=1,
+                                      checkers=[checker("notes_checker.py")])
+    store.set_state(GameState.RUNNING)
+    processes.append(start_ticker(path, tmp_path))
+    wait_closed(store, 1, 10)
+    details = store.check_details(1)
+    assert {box: d["public"] for box, d in details.items()} == {(t, 1): "checker did not run" for t in (1, 2, 3)}
+
+
+def test_awd_file_mode_without_a_box_is_checker_error_with_a_note(redis_server, tmp_path, processes):
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=1, round_seconds=3,
+                                      checkers=[checker("notes_checker.py")], service={"flag_mode": "file"})
+    with serving([NotesServer(host(1)), NotesServer(host(2))]):
+        processes.append(start_worker(path, tmp_path, concurrency=2))
+        store.set_state(GameState.RUNNING)
+        processes.append(start_ticker(path, tmp_path))
+        wait_closed(store, 1, 15)
+    record = store.check_details(1)[(1, 1)]
+    assert record["status"] == Status.CHECKER_ERROR
+    assert "flag file not written" in record["private"]
+    assert [a["action"] for a in record["detail"]["actions"]] == ["check"]
+    assert store.placed_flags(1) == {}
