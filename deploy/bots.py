@@ -106,10 +106,11 @@ class Bot:
         data: dict[str, dict[str, list[Any]]] = requests.get(
             f"{self.web_url}/api/client/attack_data", timeout=5).json()
         jobs = []
+        victims = [t.address for t in self.config.playing_teams if t.id != self.team.id]
         for service, module in self.exploits.items():
-            for host, ids in data.get(service, {}).items():
-                if host != self.team.address:
-                    jobs.append((service, host, self.pool.submit(module.exploit, host, ids)))
+            for host in victims:  # file-mode services have no attack data: attack anyway
+                ids = data.get(service, {}).get(host, [])
+                jobs.append((service, host, self.pool.submit(module.exploit, host, ids)))
         stolen: list[str] = []
         for service, host, job in jobs:
             try:

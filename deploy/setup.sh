@@ -27,7 +27,11 @@ if [ "$want_docker" = 1 ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)
 fi
-if [ "$want_browser" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
+if [ "$want_browser" = 1 ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+  # The board is Chinese-first: a CJK font so screenshots and kiosk browsers show the names.
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then echo "setup: installing ${need[*]}"; apt_install "${need[@]}"; fi
 

@@ -9,11 +9,12 @@ scores follow the freeze like the public board.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from ..scoring.base import flag_counts
 from ..types import Status, TeamID
 from .auth import team_required
 from .board_data import attack_of
@@ -133,10 +134,9 @@ def team_view(team: TeamID) -> dict[str, Any]:
         if not service.enabled:
             continue
         cell = matrix.get(f"{team}:{service.id}", {})
-        box = counters.get((team, service.id), {})
+        stolen, lost = flag_counts(counters.get((team, service.id), {}))
         boxes.append({"service": service.id, "name": service.name, "status": cell.get("status"),
-                      "message": cell.get("message", ""), "stolen": box.get("captured", 0),
-                      "lost": box.get("lost", 0)})
+                      "message": cell.get("message", ""), "stolen": stolen, "lost": lost})
     captures = [attack_of(e) for e in game_store().recent_events("capture", 5000) if int(e["a"]) == team]
     return {"team": team, "services": boxes, "captures": captures[:200]}
 
@@ -153,13 +153,3 @@ def team_status(team: TeamID):
 def team_submissions(team: TeamID):
     """The team's portal submissions with verdicts, newest first."""
     return jsonify(game_store().portal_submissions(team))
-
-
-def stolen_by_service(team: TeamID) -> dict[str, int]:
-    """How many flags the team stole per service name (for the portal's attack data box)."""
-    names = {s.id: s.name for s in board_data().config().services}
-    out: dict[str, int] = defaultdict(int)
-    for (attacker, service), box in game_store().counters().items():
-        if attacker == team:
-            out[names.get(service, str(service))] += box.get("captured", 0)
-    return dict(out)

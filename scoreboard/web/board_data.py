@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import GameConfig
 from ..ranking import TeamRow, rank
+from ..scoring.base import flag_counts
 from ..scoring.replay import replay
 from ..store import GameStore
 from ..types import Round, ServiceID, Status, TeamID
@@ -205,8 +206,9 @@ def _row_json(row: TeamRow, counters: dict[Box, dict[str, int]], previous: dict[
     services = {}
     for service_id, parts in row.services.items():
         box = counters.get((row.team, service_id), {})
-        services[str(service_id)] = {"total": round(parts.total, 2), "stolen": box.get("captured", 0),
-                                     "lost": box.get("lost", 0), "sla": sla_percent(box)}
+        stolen, lost = flag_counts(box)
+        services[str(service_id)] = {"total": round(parts.total, 2), "stolen": stolen, "lost": lost,
+                                     "sla": sla_percent(box)}
     before = previous.get(row.team)
     return {"rank": row.rank, "team": row.team, "name": row.name, "total": round(row.total, 2),
             "atk": round(row.atk, 2), "def": round(row.defense, 2), "sla": round(row.sla, 2),

@@ -1,0 +1,145 @@
+"""Team portal and admin panel over real HTTP: logins, CSRF, submissions, game control."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+
+from scoreboard.types import GameState, Status
+from tests.game_helpers import flag_of, start_at_round
+from tests.web_helpers import ADMIN_PASSWORD, start_web, wait_until
+
+
+@pytest.fixture
+def web(redis_server, tmp_path):
+    game = start_web(redis_server.url, tmp_path, prepare=lambda s: start_at_round(s, 2))
+    yield game
+    game.stop()
+
+
+def csrf_of(session: requests.Session, url: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', session.get(url, timeout=5).text).group(1)
+
+
+def login(web, kind: str, secret: str) -> tuple[requests.Session, str]:
+    session = requests.Session()
+    path = "/team/login" if kind == "team" else "/admin/login"
+    field = "token" if kind == "team" else "password"
+    token = csrf_of(session, web.url + path)
+    reply = session.post(web.url + path, data={field: secret, "csrf": token}, timeout=5)
+    return session, reply.url
+
+
+def test_team_login_refuses_a_wrong_token_and_accepts_the_right_one(web):
+    _, landed = login(web, "team", "wrong-token")
+    assert landed.endswith("/team/login")
+    session, landed = login(web, "team", web.token(1))
+    assert landed.endswith("/team/")
+    page = session.get(web.url + "/team/", timeout=5).text
+    assert "team1" in page and web.token(2) not in page
+
+
+def test_portal_submission_is_judged_and_kept_with_its_verdict(web):
+    session, _ = login(web, "team", web.token(1))
+    good, own = flag_of(web.store, 2, 2, 1), flag_of(web.store, 2, 1, 1)
+    token = csrf_of(session, web.url + "/team/")
+    page = session.post(web.url + "/team/submit", data={"flags": f"{good}\n{own}\njunk\n", "csrf": token},
+                        timeout=5).text
+    assert "Accepted. 2 flag points" in page and "Denied: flag is your own" in page
+    history = session.get(web.url + "/api/team/submissions", timeout=5).json()
+    assert [h["accepted"] for h in history] == [True, False, False]
+    assert web.store.stats()["accepted"] == 1
+
+
+def test_portal_form_without_csrf_is_refused(web):
+    session, _ = login(web, "team", web.token(1))
+    reply = session.post(web.url + "/team/submit", data={"flags": flag_of(web.store, 2, 2, 1)}, timeout=5)
+    assert reply.status_code == 400 and "CSRF" in reply.text
+    assert web.store.stats().get("accepted", 0) == 0
+
+
+def test_portal_shows_own_status_message_escaped(web):
+    web.store.record_check(2, 1, 2, Status.CORRUPT, public="<img src=x onerror=alert(1)>", private="private-trace-77")
+    session, _ = login(web, "team", web.token(1))
+    page = session.get(web.url + "/team/", timeout=5).text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
+    assert "private-trace-77" not in page
+
+
+def test_pages_need_their_login(web):
+    assert requests.get(web.url + "/team/", timeout=5, allow_redirects=False).status_code == 302
+    assert requests.get(web.url + "/admin/", timeout=5, allow_redirects=False).status_code == 302
+    session, _ = login(web, "team", web.token(1))
+    assert session.get(web.url + "/admin/", timeout=5, allow_redirects=False).status_code == 302
+
+
+def test_admin_pause_and_resume_gives_the_round_its_paused_time(web):
+    session, landed = login(web, "admin", ADMIN_PASSWORD)
+    assert landed.endswith("/admin/")
+    start = web.store.state()["round_start"]
+    token = csrf_of(session, web.url + "/admin/")
+    session.post(web.url + "/admin/do/state", data={"action": "pause", "csrf": token}, timeout=5)
+    assert web.store.state()["state"] == GameState.PAUSED
+    time.sleep(0.5)
+    page = session.post(web.url + "/admin/do/state", data={"action": "resume", "csrf": token}, timeout=5).text
+    assert "now running" in page
+    assert web.store.state()["round_start"] >= start + 0.5
+    page = session.post(web.url + "/admin/do/state", data={"action": "start", "csrf": token}, timeout=5).text
+    assert "started already" in page
+
+
+def test_admin_announcement_team_edit_and_service_disable(web):
+    session, _ = login(web, "admin", ADMIN_PASSWORD)
+    token = csrf_of(session, web.url + "/admin/")
+    session.post(web.url + "/admin/do/announce", data={"text": "<b>hi</b>", "csrf": token}, timeout=5)
+    assert web.store.announcements()[0]["text"] == "<b>hi</b>"
+    session.post(web.url + "/admin/do/team", data={"id": "2", "name": "renamed", "address": "127.0.2.9",
+                                                   "disabled": "0", "csrf": token}, timeout=5)
+    session.post(web.url + "/admin/do/team", data={"name": "latecomer", "token": "late-token-123", "csrf": token},
+                 timeout=5)
+    session.post(web.url + "/admin/do/service", data={"id": "2", "disabled": "1", "csrf": token}, timeout=5)
+    teams = requests.get(web.url + "/api/teams", timeout=5).json()
+    assert {"id": 2, "name": "renamed", "address": "127.0.2.9"} in teams
+    assert any(t["name"] == "latecomer" for t in teams)
+    assert [s["name"] for s in requests.get(web.url + "/api/services", timeout=5).json()] == ["svc1"]
+    late, landed = login(web, "team", "late-token-123")
+    assert landed.endswith("/team/")
+    session.post(web.url + "/admin/do/team", data={"id": "2", "disabled": "1", "csrf": token}, timeout=5)
+    assert "renamed" not in [t["name"] for t in requests.get(web.url + "/api/teams", timeout=5).json()]
+
+
+def test_admin_checker_log_and_rerun_unavailable(web):
+    web.store.record_check(2, 3, 1, Status.MUMBLE, public="bad", private="<b>stack</b>",
+                           detail={"command": "python checker.py check 127.0.3.1", "duration": 1.25})
+    session, _ = login(web, "admin", ADMIN_PASSWORD)
+    page = session.get(web.url + "/admin/checks?team=3&service=1", timeout=5).text
+    assert "&lt;b&gt;stack&lt;/b&gt;" in page and "checker.py check 127.0.3.1" in page and "1.25" in page
+    assert "unavailable" in page
+    reply = requests.post(web.url + "/admin/api/rerun", json={"team": 3, "service": 1},
+                          auth=("admin", ADMIN_PASSWORD), timeout=5)
+    assert reply.status_code == 409 and "unavailable" in reply.json()["msg"]
+
+
+def test_admin_reset_needs_the_game_name(web):
+    web.store.submit(1, [(flag_of(web.store, 2, 2, 1), 2, 1, 2)])
+    auth = ("admin", ADMIN_PASSWORD)
+    wrong = requests.post(web.url + "/admin/api/reset", json={"confirm": "yes"}, auth=auth, timeout=5)
+    assert wrong.status_code == 409 and web.store.stats()["accepted"] == 1
+    right = requests.post(web.url + "/admin/api/reset", json={"confirm": web.config.game.name}, auth=auth, timeout=5)
+    assert right.json()["status"] is True
+    assert web.store.stats() == {} and web.store.state()["state"] == GameState.NOT_STARTED
+
+
+def test_generated_admin_password_is_logged_once_and_works(redis_server, tmp_path):
+    game = start_web(redis_server.url, tmp_path, admin_hash=None)
+    try:
+        pattern = re.compile(r"admin password \(shown once\):\s+(\S+)")
+        log = wait_until(lambda: pattern.search(game.process.log_path.read_text()), what="password in log")
+        password = log.group(1)
+        assert requests.get(game.url + "/admin/api/board", auth=("admin", password), timeout=5).status_code == 200
+        assert game.store.web_value("admin_hash") and password not in game.store.web_value("admin_hash")
+    finally:
+        game.stop()
