@@ -18,6 +18,7 @@ from .celery_app import app, current_config, current_store
 from .chain import ChainResult, run_chain
 
 TASK_NAME = "adrange.check_box"
+RERUN_TASK = "adrange.rerun_box"
 
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -34,12 +35,32 @@ def check_box(round_: Round, team: TeamID, service: ServiceID, round_end: float,
         result = ChainResult(Status.CHECKER_ERROR, "checker error",
                              f"the worker process running this chain was lost (delivery {attempt})")
     else:
-        started = time.monotonic()
-        try:
-            result = run_chain(current_config(), store, round_, team, service, deadline)
-        except Exception:
-            result = ChainResult(Status.CHECKER_ERROR, "checker error", traceback.format_exc(),
-                                 duration=time.monotonic() - started)
+        result = _run_chain(store, round_, team, service, deadline)
     recorded = store.record_round_check(round_, team, service, result.status, result.public, result.private,
                                         result.detail(), only_if_absent=attempt > 1)
     return result.status.name if recorded else "stale"
+
+
+@app.task(name=RERUN_TASK, ignore_result=True)
+def rerun_box(round_: Round, team: TeamID, service: ServiceID) -> str:
+    """Admin's "check now": run the box's chain again in the open round; its result replaces
+    the round's earlier one (a round already closed is left as counted)."""
+    store = current_store()
+    state = store.state()
+    if state["round"] != round_ or state["closed_round"] >= round_:
+        return "stale"
+    deadline = state["round_start"] + current_config().game.round_seconds
+    result = _run_chain(store, round_, team, service, deadline)
+    recorded = store.record_round_check(round_, team, service, result.status, result.public, result.private,
+                                        result.detail())
+    return result.status.name if recorded else "stale"
+
+
+def _run_chain(store, round_: Round, team: TeamID, service: ServiceID, deadline: float) -> ChainResult:
+    """One chain; any exception in it becomes CHECKER_ERROR with the traceback."""
+    started = time.monotonic()
+    try:
+        return run_chain(current_config(), store, round_, team, service, deadline)
+    except Exception:
+        return ChainResult(Status.CHECKER_ERROR, "checker error", traceback.format_exc(),
+                           duration=time.monotonic() - started)

@@ -111,16 +111,16 @@ def test_admin_announcement_team_edit_and_service_disable(web):
     assert "renamed" not in [t["name"] for t in requests.get(web.url + "/api/teams", timeout=5).json()]
 
 
-def test_admin_checker_log_and_rerun_unavailable(web):
+def test_admin_checker_log_and_rerun_is_queued_for_the_workers(web):
     web.store.record_check(2, 3, 1, Status.MUMBLE, public="bad", private="<b>stack</b>",
                            detail={"command": "python checker.py check 127.0.3.1", "duration": 1.25})
     session, _ = login(web, "admin", ADMIN_PASSWORD)
     page = session.get(web.url + "/admin/checks?team=3&service=1", timeout=5).text
     assert "&lt;b&gt;stack&lt;/b&gt;" in page and "checker.py check 127.0.3.1" in page and "1.25" in page
-    assert "unavailable" in page
     reply = requests.post(web.url + "/admin/api/rerun", json={"team": 3, "service": 1},
                           auth=("admin", ADMIN_PASSWORD), timeout=5)
-    assert reply.status_code == 409 and "unavailable" in reply.json()["msg"]
+    assert reply.status_code == 200 and "queued" in reply.json()["msg"]
+    assert [e["type"] for e in web.store.events("admin")][-1] == "rerun"
 
 
 def test_admin_reset_needs_the_game_name(web):
