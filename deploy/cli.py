@@ -157,12 +157,17 @@ def run_command(config_path: str) -> None:
 @click.option("--resume", is_flag=True, help="continue the last demo game instead of a fresh one")
 @click.option("--redis-port", type=int, default=6390, show_default=True)
 @click.option("--web-port", type=int, default=5000, show_default=True)
-def demo_command(teams: int, round_seconds: float, resume: bool, redis_port: int, web_port: int) -> None:
+@click.option("--submit-port", type=int, default=31337, show_default=True,
+              help="faust dialect port; ructf and forcad use the next two")
+@click.option("--name", default="demo", show_default=True, help="game name (containers, networks, Redis keys)")
+@click.option("--subnet", default="10.77.0.0/16", show_default=True, help="the boxes' bridge network")
+def demo_command(teams: int, round_seconds: float, resume: bool, redis_port: int, web_port: int,
+                 submit_port: int, name: str, subnet: str) -> None:
     """A live demo exercise: targets, checkers, attacking bots, board on http://127.0.0.1:5000."""
     from deploy.demo import run_demo
 
     _logging(False)
-    run_demo(teams, round_seconds, resume, redis_port, web_port)
+    run_demo(teams, round_seconds, resume, redis_port, web_port, submit_port, name, subnet)
 
 
 @main.command("bot")

@@ -52,17 +52,19 @@ def challenge_services() -> list[dict[str, Any]]:
     return services
 
 
-def demo_game(teams: int, round_seconds: float, redis_port: int, web_port: int) -> dict[str, Any]:
+def demo_game(teams: int, round_seconds: float, redis_port: int, web_port: int, submit_port: int = 31337,
+              name: str = "demo", subnet: str = "10.77.0.0/16") -> dict[str, Any]:
     """The demo's game file: `teams` playing teams (ids 1..n) and a NOP team, hosted."""
     return {
-        "game": {"name": "demo", "secret": "adrange-demo-secret-" + str(int(time.time())),
+        "game": {"name": name, "secret": "adrange-demo-secret-" + str(int(time.time())),
                  "round_seconds": round_seconds, "flag_lifetime": 5},
         "teams": [{"name": TEAM_NAMES[i % len(TEAM_NAMES)], "id": i + 1} for i in range(teams)]
         + [{"name": "NOP 靶机", "id": teams + 1, "nop": True}],
         "services": challenge_services(),
-        "submission": {"host": "127.0.0.1"},
+        "submission": {"host": "127.0.0.1", "faust_port": submit_port, "ructf_port": submit_port + 1,
+                       "forcad_port": submit_port + 2},
         "web": {"host": "127.0.0.1", "port": web_port, "language": "zh"},
-        "deploy": {"mode": "hosted"},
+        "deploy": {"mode": "hosted", "box_subnet": subnet},
         "redis_url": f"redis://127.0.0.1:{redis_port}/0",
     }
 
@@ -113,18 +115,19 @@ def _show_access(config: GameConfig, console: Console) -> None:
 
 
 def run_demo(teams: int = 4, round_seconds: float = 20, resume: bool = False, redis_port: int = 6390,
-             web_port: int = 5000, console: Console | None = None) -> None:
-    """Set up and run the demo game until Ctrl-C, then tear everything down."""
+             web_port: int = 5000, submit_port: int = 31337, name: str = "demo", subnet: str = "10.77.0.0/16",
+             console: Console | None = None) -> None:
+    """Set up and run the demo game until Ctrl-C (or SIGTERM), then tear everything down."""
     from . import boxes, images
     from .engine import all_engines
 
     console = console or Console(stderr=True)
-    work = ROOT / ".run" / "demo"
+    work = ROOT / ".run" / name
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "game.yml"
     if not (resume and config_path.exists()):
-        config_path.write_text(yaml.safe_dump(demo_game(teams, round_seconds, redis_port, web_port),
-                                              allow_unicode=True, sort_keys=False))
+        game = demo_game(teams, round_seconds, redis_port, web_port, submit_port, name, subnet)
+        config_path.write_text(yaml.safe_dump(game, allow_unicode=True, sort_keys=False))
     config = load_config(config_path)
     redis_server = _ensure_redis(config, work, console)
     supervisor = Supervisor(work / "logs", console)

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from checker.lib import Checker
+from tests.processes import wait_port
 
 ROOT = Path(__file__).resolve().parent.parent / "challenges"
 CHALLENGES = ("notes", "vault", "shop", "pinger")
@@ -88,18 +89,6 @@ def _load(path: Path, module_name: str) -> ModuleType:
     return module
 
 
-def wait_for_port(host: str, port: int, seconds: float = START_SECONDS) -> None:
-    """Return once ``host:port`` accepts connections; raise TimeoutError otherwise."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {seconds}s")
-
-
 class ServiceProcess:
     """A challenge service running as a real subprocess; a context manager that stops it."""
 
@@ -122,7 +111,7 @@ class ServiceProcess:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.service_dir)
         try:
-            wait_for_port(self.host, self.challenge.port)
+            wait_port(self.host, self.challenge.port, START_SECONDS)
             time.sleep(0.05)
             if self.proc.poll() is not None:  # somebody else holds the address
                 raise TimeoutError
