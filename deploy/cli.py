@@ -59,12 +59,16 @@ def validate(path: str) -> None:
 
 
 def _logging(verbose: bool) -> None:
+    """Rich log lines on a terminal; plain one-line records in log files (greppable, unwrapped)."""
     import logging
 
-    from rich.logging import RichHandler
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(name)s: %(message)s",
-                        handlers=[RichHandler(show_path=False)])
+        logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @main.command("web")

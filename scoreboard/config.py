@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .types import ServiceID, TeamID
 
@@ -193,6 +200,15 @@ class Deploy(_Model):
     pids: int = 128
     ssh: bool = True
 
+    @field_validator("address_scheme", "network_scheme")
+    @classmethod
+    def _scheme_formats(cls, value: str) -> str:
+        try:
+            value.format(team=1)
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise ValueError(f"use {{team}} as the only placeholder ({type(exc).__name__}: {exc})") from None
+        return value
+
 
 class GameConfig(_Model):
     """A whole game file."""
@@ -219,6 +235,10 @@ class GameConfig(_Model):
                 team.address = self.deploy.address_scheme.format(team=team.id)
             if team.network is None:
                 team.network = self.deploy.network_scheme.format(team=team.id)
+                try:
+                    ipaddress.ip_network(team.network, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"deploy.network_scheme gives team {team.name!r} no network: {exc}") from None
         _unique(self.teams, "token", "teams")
         if not any(not t.nop for t in self.teams):
             raise ValueError("teams: at least one team must not be nop")

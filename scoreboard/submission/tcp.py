@@ -23,14 +23,14 @@ from .limits import ConnectionCounter, RateLimiter, TokenGuard
 from .verdicts import Result, Verdict
 
 log = logging.getLogger("adrange.submit")
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")  # spaces too: the echo is the reply's first field
 READ_SIZE = 65536
 WRITE_TIMEOUT = 10.0
 TOKEN_LOCKED = b"Too many invalid team tokens from your address, try again later\n"
 
 
 def printable(raw: bytes, limit: int) -> str:
-    """A submitted line made safe to echo back: ASCII, no control characters, cut short."""
+    """A submitted line made safe to echo back: printable ASCII without spaces, cut short."""
     return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
 
 

@@ -1,0 +1,184 @@
+"""Hostile clients against the real submission server: thousands of idle connections,
+slowloris trickles, and team-token guessing over the forcad dialect and HTTP.
+
+Memory of the server process stays bounded (VmRSS before and after, printed with
+``pytest -s``), other teams keep being answered quickly, and token guessing is locked out
+per source address and logged.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+import requests
+
+from scoreboard.submission.limits import TokenGuard
+from scoreboard.submission.tcp import TOKEN_LOCKED
+from tests.fault_helpers import flag_stream, rss_kib, start_platform
+from tests.game_helpers import start_at_round
+from tests.submit_helpers import LineClient, tcp_server
+from tests.web_helpers import start_web
+
+FAUST_GREETING = b"adrange flag submission\nOne flag per line please!\n\n"
+IDLE_CONNECTIONS = 2000
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    platform = start_platform(tmp_path_factory.mktemp("hostile"), idle_timeout=60)
+    yield platform
+    platform.stop()
+
+
+def submit_latencies(platform, team: int, count: int) -> list[float]:
+    """Seconds per single-flag round trip for `count` fresh flags of one team over faust."""
+    flags = flag_stream(platform.config, team)
+    client = LineClient(platform.ports["faust"], source=f"127.0.{team}.9")
+    client.read_exact_text(FAUST_GREETING)
+    took = []
+    for _ in range(count):
+        flag = next(flags)
+        start = time.monotonic()
+        client.send(f"{flag}\n".encode())
+        assert client.line().decode().startswith(f"{flag} OK")
+        took.append(time.monotonic() - start)
+    client.close()
+    return took
+
+
+def test_two_thousand_idle_connections_keep_memory_bounded_and_others_served(platform):
+    pid = platform.submit.proc.pid
+    port = platform.ports["faust"]
+    submit_latencies(platform, 1, 20)  # warm up
+    before = rss_kib(pid)
+    idle = []
+    for i in range(IDLE_CONNECTIONS):  # 50 per source, under the per-source cap
+        idle.append(socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(f"127.0.{200 + i // 50 // 250}.{1 + i // 50 % 250}", 0)))
+    for sock in idle:
+        assert sock.recv(100).startswith(b"adrange")
+    held = rss_kib(pid)
+    took = submit_latencies(platform, 2, 50)
+    for sock in idle:
+        sock.close()
+    time.sleep(1.0)
+    after = rss_kib(pid)
+    per_connection = (held - before) / IDLE_CONNECTIONS
+    print(f"\nHOSTILE {IDLE_CONNECTIONS} idle connections: submit-server RSS {before} KiB -> {held} KiB held "
+          f"({per_connection:.1f} KiB each) -> {after} KiB after closing; others' round trip "
+          f"p50 {statistics.median(took) * 1000:.1f} ms, max {max(took) * 1000:.1f} ms")
+    assert per_connection < 40
+    assert after - before < 40 * 1024
+    assert max(took) < 0.5
+
+
+def test_slowloris_trickles_do_not_slow_other_teams_and_overlong_ones_are_cut(platform):
+    port = platform.ports["ructf"]
+    stop = threading.Event()
+    trickles = [socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(f"127.0.150.{i}", 0))
+                for i in range(1, 201)]
+    rounds = [0]
+
+    def trickle() -> None:  # one byte per connection per pass, never a newline
+        while not stop.is_set():
+            for sock in trickles:
+                try:
+                    sock.send(b"A")
+                except OSError:
+                    pass
+            rounds[0] += 1
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        took = submit_latencies(platform, 3, 100)
+        deadline = time.monotonic() + 30
+        while rounds[0] <= 300 and time.monotonic() < deadline:  # past the 256-byte line limit
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join()
+    trickles[0].settimeout(5)
+    data = b""
+    while chunk := trickles[0].recv(65536):
+        data += chunk
+    for sock in trickles:
+        sock.close()
+    took.sort()
+    p99 = took[int(len(took) * 0.99) - 1]
+    print(f"\nHOSTILE 200 slowloris trickles: others' round trip p50 {took[len(took) // 2] * 1000:.1f} ms, "
+          f"p99 {p99 * 1000:.1f} ms")
+    assert p99 < 0.3
+    assert data.rstrip(b"\n").endswith(b"Line too long (limit 256 bytes), closing")
+
+
+# -- token guessing -------------------------------------------------------------------------
+
+def forcad_attempt(port: int, source: str, token: str) -> bytes:
+    client = LineClient(port, source=source)
+    client.read_exact_text(b"Welcome! Please, enter your team token:\n")
+    client.send(token.encode() + b"\n")
+    answer = client.line()
+    closed = client.closed() if answer != b"Now enter your flags, one in a line:" else False
+    client.close()
+    return answer + (b" (closed)" if closed else b"")
+
+
+def test_forcad_token_guessing_locks_the_source_out_and_is_logged(make_game, caplog):
+    config, store = make_game(teams=2)
+    config.submission.limits.token_failures = 5
+    config.submission.limits.token_lockout = 1.5
+    start_at_round(store, 1)
+    token = config.team(1).token
+    with tcp_server(config, store) as ports:
+        port = ports["forcad"]
+        for guess in range(4):
+            assert forcad_attempt(port, "127.0.9.1", f"guess-{guess}") == b"Invalid team token (closed)"
+        assert forcad_attempt(port, "127.0.9.1", token) == b"Now enter your flags, one in a line:"  # count reset
+        answers = [forcad_attempt(port, "127.0.9.1", f"guess-{guess}") for guess in range(5)]
+        assert answers[-1] == b"Invalid team token (closed)"
+        locked = forcad_attempt(port, "127.0.9.1", token)
+        assert locked == TOKEN_LOCKED.rstrip(b"\n") + b" (closed)"
+        assert forcad_attempt(port, "127.0.9.2", token) == b"Now enter your flags, one in a line:"
+        time.sleep(1.6)
+        assert forcad_attempt(port, "127.0.9.1", token) == b"Now enter your flags, one in a line:"
+    assert any("127.0.9.1 locked out" in r.getMessage() for r in caplog.records)
+
+
+def test_http_token_guessing_gets_429_and_is_logged(redis_server, tmp_path):
+    def edit(data):
+        data["submission"] = {"limits": {"token_failures": 5, "token_lockout": 1.5}}
+
+    game = start_web(redis_server.url, tmp_path, edit=edit, prepare=lambda store: start_at_round(store, 1))
+    try:
+        def put(token):
+            return requests.put(f"{game.url}/flags", json=[], headers={"X-Team-Token": token}, timeout=5)
+
+        codes = [put(f"guess-{i}").status_code for i in range(5)]
+        assert codes == [401] * 5
+        locked = put(game.token(1))
+        assert locked.status_code == 429 and "too many invalid team tokens" in locked.json()["msg"]
+        time.sleep(1.6)
+        assert put(game.token(1)).status_code == 200
+    finally:
+        game.stop()
+    log = " ".join(game.process.log_path.read_text().split())  # the console log wraps lines
+    assert "127.0.0.1 locked out for 1.5s after wrong team tokens" in log
+
+
+def test_token_guard_counts_per_source_within_a_window_and_forgets_on_success():
+    guard = TokenGuard(failures=3, lockout=60, window=0.2, max_sources=10)
+    assert not guard.failed("a") and not guard.failed("a")
+    time.sleep(0.25)  # the window passed: counting starts again
+    assert not guard.failed("a") and not guard.failed("a")
+    guard.succeeded("a")
+    assert not guard.failed("a") and not guard.failed("a") and guard.failed("a")
+    assert guard.locked("a") and not guard.locked("b")
+    for i in range(1000):  # many sources, one guess each: memory stays bounded
+        guard.failed(f"s{i}")
+    assert len(guard._seen) <= 10
