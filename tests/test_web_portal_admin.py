@@ -143,3 +143,9 @@ def test_generated_admin_password_is_logged_once_and_works(redis_server, tmp_pat
         assert game.store.web_value("admin_hash") and password not in game.store.web_value("admin_hash")
     finally:
         game.stop()
+
+
+def test_admin_api_answers_deeply_nested_json_with_400_not_500(web):
+    reply = requests.post(web.url + "/admin/api/announce", data=b"[" * 5000 + b"]" * 5000,
+                          auth=("admin", ADMIN_PASSWORD), timeout=5)
+    assert reply.status_code == 400 and reply.json()["msg"] == "body must be a JSON object"

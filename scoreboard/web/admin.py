@@ -19,7 +19,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, sessio
 from ..store import StateError
 from ..types import GameState, Status
 from .auth import admin_password_ok, admin_required, ensure_admin_password
-from .context import board_data, game_config, game_store
+from .context import board_data, game_config, game_store, json_body
 from .overrides import apply_overrides, disabled_teams
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -276,7 +276,7 @@ def api_action(name: str):
     action = _FORM_ACTIONS.get(name)
     if action is None:
         return jsonify({"status": False, "msg": f"unknown action {name}"}), 404
-    body = request.get_json(force=True, silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         return jsonify({"status": False, "msg": "body must be a JSON object"}), 400
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
+import json
+from typing import Any
+
+from flask import current_app, request
 
 from ..config import GameConfig
 from ..store import GameStore
@@ -29,3 +32,11 @@ def board_data() -> BoardData:
 def submissions() -> tuple[Submissions, TeamDirectory]:
     """The shared judge/rate limiter and token directory (same ones PUT /flags uses)."""
     return current_app.extensions["adrange.submissions"]
+
+
+def json_body() -> Any:
+    """The request body as JSON, or None when it is not JSON (or nested too deep to parse)."""
+    try:
+        return json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):
+        return None

@@ -8,9 +8,7 @@ out after too many wrong tokens).
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -19,7 +17,7 @@ from ..submission.limits import TokenGuard
 from ..submission.sync import Submissions
 from ..submission.verdicts import Verdict
 from ..teams import TeamDirectory
-from .context import game_config, game_store
+from .context import game_config, game_store, json_body
 
 submit_api = Blueprint("submit_api", __name__)
 log = logging.getLogger("adrange.submit")
@@ -49,14 +47,6 @@ def _too_large(_exc: RequestEntityTooLarge):
     return _error(413, f"request too large (limit {game_config().submission.limits.request_bytes} bytes)")
 
 
-def _json_body() -> Any:
-    """The request body as JSON, or None when it is not JSON (or nested too deep to parse)."""
-    try:
-        return json.loads(request.get_data(cache=False))
-    except (ValueError, RecursionError):
-        return None
-
-
 @submit_api.route("/flags", methods=["PUT"], strict_slashes=False)
 def put_flags():
     """Judge a batch of flags for the team named by X-Team-Token."""
@@ -72,7 +62,7 @@ def put_flags():
             log.warning("bad team token from %s", source)
         return _error(401, "invalid team token (send it in the X-Team-Token header)")
     guard.succeeded(source)
-    flags = _json_body()
+    flags = json_body()
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         return _error(400, "body must be a JSON list of flag strings")
     limit = game_config().submission.limits.batch_size
