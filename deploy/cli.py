@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
+
+if sys.argv[1:2] == ["web"]:  # gevent must patch the standard library before anything imports ssl
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import secrets
 from importlib import resources
 from pathlib import Path
 
