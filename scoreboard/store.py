@@ -316,18 +316,22 @@ class GameStore:
                     continue
 
     # -- submission --------------------------------------------------------------
-    def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[Any]:
-        """ARGV for the submit script: header, then one line "flag victim service round" per flag."""
+    def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
+                    denied: dict[str, int] | None = None) -> list[Any]:
+        """ARGV for the submit script: header, one line "flag victim service round" per flag,
+        then the counts of flags denied before Redis, by verdict code."""
         game = self.config.game
         lines = "".join(f"{flag} {victim} {service} {round_}\n" for flag, victim, service, round_ in candidates)
+        counts = " ".join(f"{code}={count}" for code, count in (denied or {}).items() if count)
         return [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime,
-                int(game.require_service_up), lines]
+                int(game.require_service_up), lines, counts]
 
-    def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[str]:
-        """Run the submit script on (flag, victim, service, flag_round) tuples."""
-        if not candidates:
+    def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
+               denied: dict[str, int] | None = None) -> list[str]:
+        """Run the submit script on (flag, victim, service, flag_round) tuples; count `denied`."""
+        if not candidates and not denied:
             return []
-        return self._submit(args=self.submit_args(attacker, candidates))
+        return self._submit(args=self.submit_args(attacker, candidates, denied))
 
     # -- scores and events -------------------------------------------------------------
     def counters(self) -> dict[tuple[TeamID, ServiceID], dict[str, int]]:
@@ -479,11 +483,12 @@ class AsyncSubmitter:
         self.redis = client
         self._script = client.register_script(_script("submit"))
 
-    async def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[str]:
+    async def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
+                     denied: dict[str, int] | None = None) -> list[str]:
         """Run the submit script; see GameStore.submit."""
-        if not candidates:
+        if not candidates and not denied:
             return []
-        return await self._script(args=self.store.submit_args(attacker, candidates))
+        return await self._script(args=self.store.submit_args(attacker, candidates, denied))
 
 
 def _box_key(box: str) -> tuple[TeamID, ServiceID]:

@@ -119,3 +119,17 @@ def test_every_formula_accepts_and_moves_points(make_game, formula):
     start_at_round(store, 1)
     result = Submissions(store).submit(1, [flag_of(store, 1, 2, 1)])[0]
     assert result.accepted and result.points > 0
+
+
+def test_denied_flags_are_counted_by_verdict_but_not_streamed(make_game):
+    config, store = make_game()
+    start_at_round(store, 5)
+    subs = Submissions(store)
+    flag = flag_of(store, 5, 2, 1)
+    subs.submit(1, [flag, flag, "junk", "junk", flag_of(store, 5, 1, 1), flag_of(store, 1, 2, 1)])
+    subs.submit(1, ["only garbage"])
+    stats = store.stats()
+    assert stats["accepted"] == 1
+    assert {k: v for k, v in stats.items() if k.startswith("denied:")} == {
+        "denied:duplicate": 1, "denied:invalid": 3, "denied:own": 1, "denied:old": 1}
+    assert len(list(store.events("capture"))) == 1

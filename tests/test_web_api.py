@@ -83,6 +83,7 @@ def test_metrics(web):
     text = get(web, "/metrics").text
     assert "adrange_round 3\n" in text
     assert "adrange_flags_accepted_total 1\n" in text
+    assert 'adrange_flags_denied_total{verdict="duplicate"} 0\n' in text
     assert 'adrange_boxes{status="DOWN"} 1\n' in text
     assert 'adrange_game_state{state="running"} 1' in text
 

@@ -3,7 +3,8 @@
 -- capture stream. The caller has already checked format, MAC, own flag and NOP team.
 --
 -- ARGV: prefix, attacker, formula, lifetime, require_up, then the flags as one string of
---       lines "flag victim service flag_round\n" (one argument: cheap to send and parse)
+--       lines "flag victim service flag_round\n" (one argument: cheap to send and parse),
+--       then "verdict=count ..." of the flags the caller already denied (counted, not streamed).
 -- Returns one entry per flag: "A:<n>" accepted (n: capture count for faust, points moved
 -- for rating, attackers of that box this round for awd), or a denial code:
 -- "D" duplicate, "O" too old, "I" invalid, "N" not started, "P" paused, "X" over,
@@ -21,12 +22,28 @@ for flag, victim, service, flag_round in string.gmatch(ARGV[6], "(%S+) (%d+) (%d
   batch[#batch + 1] = {flag, victim, service, tonumber(flag_round)}
 end
 local n = #batch
+-- Denials are counted per verdict code (for metrics), never appended to a stream.
+local denied = {}
+for name, count in string.gmatch(ARGV[7] or "", "([%w_]+)=(%d+)") do denied[name] = tonumber(count) end
+local names = {D = "duplicate", O = "old", I = "invalid", N = "not_started", P = "paused", X = "over",
+               S = "service_down"}
+local function count_denials()
+  for i = 1, n do
+    local name = names[out[i]]
+    if name then denied[name] = (denied[name] or 0) + 1 end
+  end
+  for code, count in pairs(denied) do
+    redis.call("HINCRBY", p .. "counters", "denied:" .. code, count)
+  end
+end
+
 local deny = nil
 if state[1] == "paused" then deny = "P"
 elseif state[1] == "over" then deny = "X"
 elseif state[1] ~= "running" then deny = "N" end
 if deny then
   for i = 1, n do out[i] = deny end
+  count_denials()
   return out
 end
 local round = tonumber(state[2] or "0")
@@ -123,4 +140,5 @@ end
 if accepted > 0 then
   redis.call("HINCRBY", p .. "counters", "accepted", accepted)
 end
+count_denials()
 return out

@@ -27,7 +27,7 @@ class Submissions:
         """Verdicts for one team's flags, in order; flags past the team's rate are denied."""
         batch = self.judge.prepare(team, flags, self.rate.take(team, len(flags)))
         try:
-            answers = self.store.submit(team, batch.candidates)
+            answers = self.store.submit(team, batch.candidates, batch.denied())
         except redis.RedisError:
             log.exception("submit script failed")
             return self.judge.failed(batch)

@@ -174,7 +174,7 @@ class SubmissionServer:
         flags = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
         batch = self.judge.prepare(team, flags, self.rate.take(team, len(flags)))
         try:
-            answers = await self.submitter.submit(team, batch.candidates)
+            answers = await self.submitter.submit(team, batch.candidates, batch.denied())
         except Exception:
             log.exception("submit script failed")
             return self.judge.failed(batch)

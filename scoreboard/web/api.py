@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from ..scoring.base import flag_counts
+from ..submission.verdicts import Verdict
 from ..types import Status, TeamID
 from .auth import team_required
 from .board_data import attack_of
@@ -112,13 +113,17 @@ def metrics():
           for s in ("not_started", "running", "paused", "over")),
         "# HELP adrange_flags_accepted_total Accepted flags.", "# TYPE adrange_flags_accepted_total counter",
         f"adrange_flags_accepted_total {stats.get('accepted', 0)}",
+        "# HELP adrange_flags_denied_total Denied flags by verdict.", "# TYPE adrange_flags_denied_total counter",
+        *(f'adrange_flags_denied_total{{verdict="{v.value}"}} {stats.get("denied:" + v.value, 0)}'
+          for v in Verdict if v is not Verdict.ACCEPTED),
         "# HELP adrange_portal_submissions_total Flags submitted through the team portal.",
         "# TYPE adrange_portal_submissions_total counter",
         f"adrange_portal_submissions_total {stats.get('portal_submitted', 0)}",
         "# HELP adrange_boxes Boxes per latest checker status.", "# TYPE adrange_boxes gauge",
         *(f'adrange_boxes{{status="{s.name}"}} {statuses.get(s.name, 0)}' for s in Status),
         "# HELP adrange_counter Other game counters.", "# TYPE adrange_counter gauge",
-        *(f'adrange_counter{{name="{name}"}} {value}' for name, value in sorted(stats.items())),
+        *(f'adrange_counter{{name="{name}"}} {value}' for name, value in sorted(stats.items())
+          if name != "accepted" and not name.startswith("denied:")),
     ]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 

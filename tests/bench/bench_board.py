@@ -1,9 +1,10 @@
 """Live board fan-out: N Socket.IO spectators (websocket) on one real `web` process.
 
-Starts a private redis-server and `adrange web`, connects N python-socketio AsyncClients,
-then accepts one flag every `--interval` seconds (straight through the store, as the
-submission servers do) and measures, for every spectator, the time from the accepted
-flag to the first ranking event that counts it. Prints p50/p99/max latency, the share
+Starts a private redis-server and `adrange web`, connects N python-socketio AsyncClients
+spread over `--processes` client processes (so the clients' own CPU does not pass for
+board latency), then accepts one flag every `--interval` seconds (straight through the
+store, as the submission servers do) and measures, for every spectator, the wall-clock
+time from the accepted flag to the first ranking event that counts it. Prints p50/p99/max latency, the share
 of (spectator, flag) pairs seen within 1 s, connect time and the web process's CPU.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import statistics
 import time
+from multiprocessing.connection import Connection
 
 import socketio
 from rich.console import Console
@@ -43,7 +46,7 @@ class Spectators:
         @client.on("ranking")
         async def on_ranking(data):
             total = sum(row["captured"] for row in data["ranking"])
-            seen.setdefault(total, time.monotonic())
+            seen.setdefault(total, time.time())
 
         return client
 
@@ -57,6 +60,21 @@ class Spectators:
         await asyncio.gather(*(c.disconnect() for c in self.clients), return_exceptions=True)
 
 
+def spectator_process(url: str, count: int, pipe: Connection) -> None:
+    """One client process: connect `count` spectators, report, watch until told, send what was seen."""
+    async def main() -> None:
+        spectators = Spectators(url, count)
+        await spectators.connect()
+        pipe.send(len(spectators.clients))
+        while not pipe.poll():
+            await asyncio.sleep(0.2)
+        pipe.recv()
+        await spectators.close()
+        pipe.send(spectators.seen)
+
+    asyncio.run(main())
+
+
 async def run(args: argparse.Namespace) -> None:
     with bench_game(args.teams, 2, flag_lifetime=100000, round_seconds=600) as (config, store, work):
         store.set_state(GameState.RUNNING)
@@ -65,12 +83,21 @@ async def run(args: argparse.Namespace) -> None:
         path = write_game(work / "game.yml", {**config.model_dump(mode="json", exclude_none=True),
                                               "redis_url": config.redis_url})
         web = Process(["web", "-c", str(path), "--port", str(port)], work, "web").start(("127.0.0.1", port))
-        spectators = Spectators(f"http://127.0.0.1:{port}", args.spectators)
+        ctx = multiprocessing.get_context("spawn")
+        pipes, workers = [], []
+        share = [args.spectators // args.processes + (i < args.spectators % args.processes)
+                 for i in range(args.processes)]
         try:
             started = time.monotonic()
-            await spectators.connect()
+            for count in share:
+                mine, theirs = ctx.Pipe()
+                worker = ctx.Process(target=spectator_process, args=(f"http://127.0.0.1:{port}", count, theirs))
+                worker.start()
+                pipes.append(mine)
+                workers.append(worker)
+            connected = sum([await asyncio.to_thread(p.recv) for p in pipes])
             bench("board_connect_seconds", time.monotonic() - started, "s")
-            console.print(f"{args.spectators} spectators connected")
+            console.print(f"{connected} spectators connected from {args.processes} processes")
             await asyncio.sleep(2)
             cpu_before, wall_before = cpu_seconds(web.proc.pid), time.monotonic()
             sent: dict[int, float] = {}
@@ -78,14 +105,18 @@ async def run(args: argparse.Namespace) -> None:
             for n in range(1, args.flags + 1):
                 victim = victims[n % len(victims)]
                 candidate = (flag_of(store, 1, victim, 1 + n % 2, (n // len(victims)) % 16), victim, 1 + n % 2, 1)
-                sent[n] = time.monotonic()
+                sent[n] = time.time()
                 answer = await asyncio.to_thread(store.submit, 1, [candidate])
                 assert answer[0].startswith("A"), answer
                 await asyncio.sleep(args.interval)
             await asyncio.sleep(2)
             cpu = (cpu_seconds(web.proc.pid) - cpu_before) / (time.monotonic() - wall_before)
+            seen_all: list[dict[int, float]] = []
+            for pipe in pipes:
+                pipe.send("done")
+                seen_all.extend(await asyncio.to_thread(pipe.recv))
             latencies, missing = [], 0
-            for seen in spectators.seen:
+            for seen in seen_all:
                 for n, at in sent.items():
                     first = min((t for total, t in seen.items() if total >= n), default=None)
                     if first is None:
@@ -93,16 +124,19 @@ async def run(args: argparse.Namespace) -> None:
                     else:
                         latencies.append(first - at)
             latencies.sort()
-            pairs = len(sent) * len(spectators.seen)
+            pairs = len(sent) * len(seen_all)
             bench("board_ranking_latency_p50", 1000 * statistics.median(latencies), "ms")
             bench("board_ranking_latency_p99", 1000 * latencies[int(0.99 * (len(latencies) - 1))], "ms")
             bench("board_ranking_latency_max", 1000 * latencies[-1], "ms")
             bench("board_updates_within_1s", 100 * sum(1 for x in latencies if x <= 1.0) / pairs, "%")
             bench("board_updates_missed", missing, "pairs")
             bench("board_web_cpu", 100 * cpu, "%core")
-            bench("board_spectators", len(spectators.clients), "clients")
+            bench("board_spectators", connected, "clients")
         finally:
-            await spectators.close()
+            for worker in workers:
+                worker.join(30)
+                if worker.is_alive():
+                    worker.kill()
             web.stop()
 
 
@@ -112,6 +146,7 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=30, help="accepted flags, one per interval")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between accepted flags")
     parser.add_argument("--teams", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=2, help="client processes the spectators are spread over")
     asyncio.run(run(parser.parse_args()))
 
 
