@@ -40,8 +40,11 @@ def _script(name: str) -> str:
 
 
 def connect(url: str) -> redis.Redis:
-    """A sync client that answers in str."""
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    """A sync client that answers in str; callers beyond its pool wait for a connection
+    (up to 10 s) instead of failing, so a burst of web requests cannot exhaust it."""
+    pool = redis.BlockingConnectionPool.from_url(url, decode_responses=True, health_check_interval=30,
+                                                 max_connections=64, timeout=10)
+    return redis.Redis(connection_pool=pool)
 
 
 def connect_async(url: str) -> redis.asyncio.Redis:

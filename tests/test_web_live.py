@@ -130,3 +130,26 @@ def test_two_web_nodes_share_one_emitter(redis_server, tmp_path, web):
             client.close()
     finally:
         second.stop()
+
+
+def test_a_burst_of_spectators_connecting_at_once_all_get_the_board(web):
+    import asyncio
+
+    import socketio
+
+    async def burst(count: int) -> int:
+        clients = [socketio.AsyncClient(reconnection=False) for _ in range(count)]
+        boards = []
+        for client in clients:
+            client.on("board", lambda data: boards.append(1))
+        results = await asyncio.gather(*(c.connect(web.url, transports=["websocket"], wait_timeout=20)
+                                         for c in clients), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, Exception)]
+        deadline = time.monotonic() + 20
+        while len(boards) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
+        assert not failures, failures[:3]
+        return len(boards)
+
+    assert asyncio.run(burst(300)) == 300

@@ -9,6 +9,7 @@ script escape it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +52,8 @@ class BoardData:
         self.store = store
         self._frozen: dict[str, Any] | None = None
         self._config_cache: tuple[str, GameConfig] = ("", config)
+        self._public: tuple[float, dict[str, Any]] = (0.0, {})
+        self._public_lock = threading.Lock()
 
     # -- the game as admins changed it --------------------------------------------------
     def config(self) -> GameConfig:
@@ -188,6 +191,16 @@ class BoardData:
             "announcements": self.store.announcements(),
             "history": self.history(ranking, public),
         }
+
+    def public_snapshot(self, max_age: float = 0.5) -> dict[str, Any]:
+        """The public board, built at most once per `max_age` seconds however many
+        spectators connect at once (they wait for the one build instead of each asking Redis)."""
+        with self._public_lock:
+            built, board = self._public
+            if time.monotonic() - built > max_age or not board:
+                board = self.snapshot(public=True)
+                self._public = (time.monotonic(), board)
+            return board
 
     def history_totals(self) -> dict[TeamID, tuple[float, int]]:
         """Every team's (total, rank) now, to keep after a round closes."""

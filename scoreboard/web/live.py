@@ -181,4 +181,4 @@ def register_spectators(socketio: SocketIO, board: BoardData) -> None:
 
     @socketio.on("connect")
     def _on_connect(auth: Any = None) -> None:
-        emit("board", board.snapshot(public=True))
+        emit("board", board.public_snapshot())
