@@ -43,6 +43,9 @@ def configure(config: GameConfig) -> Celery:
         task_ignore_result=False,
         worker_prefetch_multiplier=1,
         worker_pool="prefork",
+        # A native checker that leaks or hogs memory costs its pool process, not the worker:
+        # a child above this (KiB) is replaced after its task.
+        worker_max_memory_per_child=512 * 1024,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         # A message not acknowledged in time is delivered again. Chains never outlive their

@@ -188,3 +188,9 @@ def test_process_keeps_only_the_first_64_kib_of_each_stream():
     out = run_process([str(CHECKERS / "flood.sh")], str(CHECKERS), {"PATH": "/usr/bin:/bin"}, timeout=20)
     assert out.returncode == 101 and not out.timed_out
     assert len(out.stdout) == OUTPUT_CAP and len(out.stderr) == OUTPUT_CAP
+
+
+def test_checker_that_eats_memory_fails_alone_as_checker_error():
+    result = run_action(cli("memory_hog.sh"), None, "check", HOST)
+    assert result.status == Status.CHECKER_ERROR, result
+    assert "MemoryError" in result.private

@@ -2,6 +2,8 @@
 
 The child gets its own process group (``start_new_session``); when the time is up, or as
 soon as the child itself exits, the WHOLE group is killed, so forked helpers cannot linger.
+Its address space is capped (`MEMORY_LIMIT`), so a checker that eats memory fails alone
+(CHECKER_ERROR) instead of pushing the worker host into the OOM killer.
 stdout and stderr are drained continuously and kept up to `cap` bytes each, so a child that
 floods its output never blocks and never fills the worker's memory.
 """
@@ -9,6 +11,7 @@ floods its output never blocks and never fills the worker's memory.
 from __future__ import annotations
 
 import os
+import resource
 import selectors
 import signal
 import subprocess
@@ -16,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 OUTPUT_CAP = 64 * 1024
+MEMORY_LIMIT = 1024 * 1024 * 1024  # bytes of address space per checker process
 # After the child exits (or is killed), how long to keep draining pipes held open by escapees.
 DRAIN_SECONDS = 1.0
 
@@ -46,10 +50,16 @@ def run_process(
     timeout: float,
     run_as: RunAs | None = None,
     cap: int = OUTPUT_CAP,
+    memory: int = MEMORY_LIMIT,
 ) -> ProcessOutput:
-    """Run `argv` in a new session; kill its process group after `timeout` seconds."""
+    """Run `argv` in a new session with at most `memory` bytes of address space; kill its
+    process group after `timeout` seconds."""
     started = time.monotonic()
     creds = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []} if run_as else {}
+
+    def limit_memory() -> None:  # runs in the child, before exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -59,6 +69,7 @@ def run_process(
         stderr=subprocess.PIPE,
         start_new_session=True,
         close_fds=True,
+        preexec_fn=limit_memory,
         **creds,
     )
     try:
