@@ -30,7 +30,7 @@ from scoreboard.store import GameStore
 from scoreboard.types import GameState
 from tests.bench.common import bench
 from tests.engine_helpers import checker, engine_game, start_worker, wait_until
-from tests.redis_server import RedisServer
+from deploy.redis_server import RedisServer
 
 console = Console(stderr=True)
 PORT = 17301
