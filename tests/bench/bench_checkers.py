@@ -26,11 +26,11 @@ from pathlib import Path
 from rich.console import Console
 
 from checker.ticker import Ticker
+from deploy.redis_server import RedisServer
 from scoreboard.store import GameStore
 from scoreboard.types import GameState
 from tests.bench.common import bench
 from tests.engine_helpers import checker, engine_game, start_worker, wait_until
-from deploy.redis_server import RedisServer
 
 console = Console(stderr=True)
 PORT = 17301
