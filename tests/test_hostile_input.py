@@ -8,6 +8,7 @@ per source address and logged.
 
 from __future__ import annotations
 
+import re
 import socket
 import statistics
 import threading
@@ -21,7 +22,7 @@ from scoreboard.submission.tcp import TOKEN_LOCKED
 from tests.fault_helpers import flag_stream, rss_kib, start_platform
 from tests.game_helpers import start_at_round
 from tests.submit_helpers import LineClient, tcp_server
-from tests.web_helpers import start_web
+from tests.web_helpers import ADMIN_PASSWORD, start_web
 
 FAUST_GREETING = b"adrange flag submission\nOne flag per line please!\n\n"
 IDLE_CONNECTIONS = 2000
@@ -162,13 +163,13 @@ def test_http_token_guessing_gets_429_and_is_logged(redis_server, tmp_path):
         codes = [put(f"guess-{i}").status_code for i in range(5)]
         assert codes == [401] * 5
         locked = put(game.token(1))
-        assert locked.status_code == 429 and "too many invalid team tokens" in locked.json()["msg"]
+        assert locked.status_code == 429 and "too many wrong credentials" in locked.json()["msg"]
         time.sleep(1.6)
         assert put(game.token(1)).status_code == 200
     finally:
         game.stop()
     log = " ".join(game.process.log_path.read_text().split())  # the console log wraps lines
-    assert "127.0.0.1 locked out for 1.5s after wrong team tokens" in log
+    assert "127.0.0.1 locked out for 1.5s after wrong team token" in log
 
 
 def test_token_guard_counts_per_source_within_a_window_and_forgets_on_success():
@@ -182,3 +183,31 @@ def test_token_guard_counts_per_source_within_a_window_and_forgets_on_success():
     for i in range(1000):  # many sources, one guess each: memory stays bounded
         guard.failed(f"s{i}")
     assert len(guard._seen) <= 10
+
+
+@pytest.mark.parametrize("door", ["portal_login", "admin_login", "team_api", "admin_basic"])
+def test_guessing_through_any_login_door_is_locked_out_and_logged(redis_server, tmp_path, door):
+    def edit(data):
+        data["submission"] = {"limits": {"token_failures": 4, "token_lockout": 30}}
+
+    game = start_web(redis_server.url, tmp_path, edit=edit, prepare=lambda store: start_at_round(store, 1))
+    try:
+        def attempt(secret: str) -> requests.Response:
+            session = requests.Session()
+            if door in ("portal_login", "admin_login"):
+                page = "/team/login" if door == "portal_login" else "/admin/login"
+                form = session.get(game.url + page, timeout=5).text
+                csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+                field = "token" if door == "portal_login" else "password"
+                return session.post(game.url + page, data={field: secret, "csrf": csrf.group(1) if csrf else ""},
+                                    allow_redirects=False, timeout=5)
+            if door == "team_api":
+                return session.get(game.url + "/api/team/status", headers={"X-Team-Token": secret}, timeout=5)
+            return session.get(game.url + "/admin/api/board", auth=("admin", secret), timeout=5)
+
+        assert all(attempt(f"guess-{i}").status_code != 429 for i in range(4))
+        right = game.token(1) if door in ("portal_login", "team_api") else ADMIN_PASSWORD
+        assert attempt(right).status_code == 429  # even the right secret waits out the lockout
+    finally:
+        game.stop()
+    assert "locked out for 30s" in game.process.log_path.read_text()

@@ -16,7 +16,7 @@ from ..submission.sync import Submissions
 from ..teams import TeamDirectory
 from .admin import admin
 from .api import api
-from .auth import check_csrf, csrf_token, ensure_admin_password, session_secret
+from .auth import check_csrf, csrf_token, ensure_admin_password, refuse_locked_source, session_secret
 from .board import board
 from .board_data import BoardData
 from .i18n import language, t
@@ -42,6 +42,7 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
 
     if config.submission.http:
         app.register_blueprint(submit_api)
+    app.before_request(refuse_locked_source)
     app.register_blueprint(board)
     app.register_blueprint(api)
     for blueprint in (portal, admin):

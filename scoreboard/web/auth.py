@@ -8,6 +8,9 @@
   it (session) or send it by HTTP Basic auth (user ``admin``) to ``/admin/api``.
 - Every cookie-authenticated POST carries the session's CSRF token (form field ``csrf``
   or header ``X-CSRF-Token``); header-authenticated calls need none.
+- Guessing is locked out: every wrong token or password, at any door (portal and admin
+  login, ``X-Team-Token``, HTTP Basic, ``PUT /flags``), counts against the source address
+  in one `TokenGuard`; a locked source gets 429 for any credentialed request.
 """
 
 from __future__ import annotations
@@ -20,16 +23,47 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, jsonify, redirect, request, session, url_for
+from flask import abort, current_app, jsonify, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..config import GameConfig
 from ..store import GameStore
+from ..submission.limits import TokenGuard
 from ..teams import TeamDirectory
 from ..types import TeamID
 from .context import board_data, game_config, game_store
 
 log = logging.getLogger("adrange.web")
+
+
+def token_guard() -> TokenGuard:
+    """This web node's guard against guessed tokens and passwords."""
+    ext = current_app.extensions
+    if "adrange.token_guard" not in ext:
+        limits = game_config().submission.limits
+        ext["adrange.token_guard"] = TokenGuard(limits.token_failures, limits.token_lockout)
+    return ext["adrange.token_guard"]
+
+
+def record_credential(ok: bool, what: str) -> None:
+    """Count a right or wrong token/password from this request's source; log lockouts."""
+    guard, source = token_guard(), request.remote_addr or "?"
+    if ok:
+        guard.succeeded(source)
+    elif guard.failed(source):
+        log.warning("%s locked out for %gs after wrong %s", source, guard.lockout, what)
+    else:
+        log.warning("wrong %s from %s", what, source)
+
+
+def refuse_locked_source() -> Any:
+    """before_request: a locked-out source presenting any credential gets 429."""
+    credentialed = ("X-Team-Token" in request.headers or request.authorization is not None
+                    or (request.method == "POST" and (request.endpoint or "").endswith(".login")))
+    if credentialed and token_guard().locked(request.remote_addr or "?"):
+        return jsonify({"status": False, "msg": "too many wrong credentials from your address, "
+                                                "try again later"}), 429
+    return None
 
 
 def session_secret(config: GameConfig) -> str:
@@ -51,10 +85,10 @@ def ensure_admin_password(config: GameConfig, store: GameStore) -> str:
 
 
 def admin_password_ok(password: str | None) -> bool:
-    """True when the password matches the admin hash."""
-    if not password:
-        return False
-    return check_password_hash(ensure_admin_password(game_config(), game_store()), password)
+    """True when the password matches the admin hash (wrong ones count as guesses)."""
+    ok = bool(password) and check_password_hash(ensure_admin_password(game_config(), game_store()), password or "")
+    record_credential(ok, "admin password")
+    return ok
 
 
 def is_admin() -> bool:
@@ -66,8 +100,10 @@ def is_admin() -> bool:
 
 
 def team_by_token(token: str | None) -> TeamID | None:
-    """The team holding a token (admin-added teams included)."""
-    return TeamDirectory(board_data().config()).by_token(token)
+    """The team holding a token (admin-added teams included); wrong ones count as guesses."""
+    team = TeamDirectory(board_data().config()).by_token(token)
+    record_credential(team is not None, "team token")
+    return team
 
 
 def current_team() -> TeamID | None:

@@ -13,10 +13,10 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..submission.limits import TokenGuard
 from ..submission.sync import Submissions
 from ..submission.verdicts import Verdict
 from ..teams import TeamDirectory
+from .auth import record_credential
 from .context import game_config, game_store, json_body
 
 submit_api = Blueprint("submit_api", __name__)
@@ -34,14 +34,6 @@ def _submissions() -> tuple[Submissions, TeamDirectory]:
     return ext["adrange.submissions"]
 
 
-def _token_guard() -> TokenGuard:
-    ext = current_app.extensions
-    if "adrange.token_guard" not in ext:
-        limits = game_config().submission.limits
-        ext["adrange.token_guard"] = TokenGuard(limits.token_failures, limits.token_lockout)
-    return ext["adrange.token_guard"]
-
-
 @submit_api.errorhandler(RequestEntityTooLarge)
 def _too_large(_exc: RequestEntityTooLarge):
     return _error(413, f"request too large (limit {game_config().submission.limits.request_bytes} bytes)")
@@ -51,17 +43,10 @@ def _too_large(_exc: RequestEntityTooLarge):
 def put_flags():
     """Judge a batch of flags for the team named by X-Team-Token."""
     submissions, teams = _submissions()
-    guard, source = _token_guard(), request.remote_addr or "?"
-    if guard.locked(source):
-        return _error(429, "too many invalid team tokens from your address, try again later")
     team = teams.by_token(request.headers.get("X-Team-Token"))
+    record_credential(team is not None, "team token")
     if team is None:
-        if guard.failed(source):
-            log.warning("%s locked out for %gs after wrong team tokens", source, guard.lockout)
-        else:
-            log.warning("bad team token from %s", source)
         return _error(401, "invalid team token (send it in the X-Team-Token header)")
-    guard.succeeded(source)
     flags = json_body()
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         return _error(400, "body must be a JSON list of flag strings")
