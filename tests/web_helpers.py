@@ -70,16 +70,13 @@ class Spectator:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def connect(self) -> Spectator:
-        for name in ("board", "ranking", "round", "status", "attack", "first_blood", "announcement"):
-            self.client.on(name, self._recorder(name))
+        self.client.on("*", self._record)  # every event, whatever its name
         self.client.connect(self.url, transports=["websocket"], wait_timeout=10)
         return self
 
-    def _recorder(self, name: str) -> Callable[[Any], None]:
-        def record(data: Any) -> None:
-            with self._lock:
-                self.events.append((name, data, time.monotonic()))
-        return record
+    def _record(self, name: str, data: Any = None) -> None:
+        with self._lock:
+            self.events.append((name, data, time.monotonic()))
 
     def of(self, name: str) -> list[Any]:
         with self._lock:

@@ -3,10 +3,13 @@
 Jobs of the `Live` follower, a background greenlet of the web process:
 
 1. follow ``ev:capture``, ``ev:check``, ``ev:round`` and ``ev:admin`` (XREAD BLOCK, from
-   the newest entry when it starts) and emit ``attack``, ``first_blood``, ``status``,
-   ``round`` and ``announcement`` events;
-2. coalesce ranking changes: captures and round closes only mark the ranking dirty; a
-   second greenlet emits ``ranking`` at most every ``RANKING_INTERVAL`` seconds;
+   the newest entry when it starts) and emit ``first_blood``, ``round`` and
+   ``announcement`` events at once;
+2. coalesce: captures and status changes are gathered, and a second greenlet sends them
+   at most every ``RANKING_INTERVAL`` seconds as one ``attacks`` message (the newest
+   ``ATTACK_BATCH`` attacks, per-(attacker, victim, service) counts of all of them, and
+   the total), one ``statuses`` message (each changed box once) and one ``ranking``:
+   a flood of flags costs spectators a few messages a second, never one per flag;
 3. keep per-round score history (after each close) and start/stop the game at the
    admin's scheduled times.
 
@@ -14,12 +17,13 @@ Several web nodes may serve one game: they share a Socket.IO message queue on th
 game's Redis, and only the node holding the ``board-emitter`` lease follows the streams
 and emits (through the queue, so every node's spectators get each event exactly once).
 If that node dies, another takes the lease within ``LEASE_SECONDS``.
-After ``game.freeze_at`` the public events that would reveal scores (ranking, attack,
-first_blood, status) stop; round and announcement events go on.
+After ``game.freeze_at`` the public events that would reveal scores (ranking, attacks,
+first_blood, statuses) stop; round and announcement events go on.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -37,6 +41,7 @@ from .board_data import BoardData, attack_of
 log = logging.getLogger("adrange.live")
 
 RANKING_INTERVAL = 0.33
+ATTACK_BATCH = 30
 LEASE_SECONDS = 10.0
 STREAMS = ("capture", "check", "round", "admin")
 
@@ -52,6 +57,9 @@ class Live:
         self.leader = False
         self._dirty = False
         self._started = False
+        self._attacks: collections.deque[dict[str, Any]] = collections.deque(maxlen=ATTACK_BATCH)
+        self._pairs: collections.Counter[tuple[int, int, int]] = collections.Counter()
+        self._statuses: dict[tuple[int, int], dict[str, Any]] = {}
 
     def start(self) -> None:
         """Start the follower and the ranking coalescer (once per process)."""
@@ -113,13 +121,14 @@ class Live:
             attack = attack_of(event)
             first = self.store.set_first_blood(attack["s"], attack)
             if not frozen:
-                self.socketio.emit("attack", attack)
+                self._attacks.append(attack)
+                self._pairs[(attack["a"], attack["v"], attack["s"])] += 1
                 if first:
                     self.socketio.emit("first_blood", attack)
         elif stream == "check" and not frozen:
-            self.socketio.emit("status", {
-                "team": int(event["team"]), "service": int(event["service"]), "round": int(event["r"]),
-                "status": Status(int(event["status"])).name, "message": event.get("public", "")})
+            box = (int(event["team"]), int(event["service"]))
+            self._statuses[box] = {"team": box[0], "service": box[1], "round": int(event["r"]),
+                                   "status": Status(int(event["status"])).name, "message": event.get("public", "")}
         elif stream == "round":
             payload: dict[str, Any] = {"type": event.get("type"), **self.board.round_info()}
             if event.get("type") == "closed":
@@ -142,15 +151,29 @@ class Live:
     def _coalesce_forever(self) -> None:
         while True:
             gevent.sleep(RANKING_INTERVAL)
-            if not (self.leader and self._dirty):
+            if not self.leader:
                 continue
-            self._dirty = False
             try:
-                if not self.board.frozen():
-                    self.socketio.emit("ranking", {"ranking": self.board.ranking(public=True),
-                                                   "t": time.time()})
+                self._flush()
             except Exception:
-                log.exception("ranking emit failed")
+                log.exception("board emit failed")
+
+    def _flush(self) -> None:
+        """Send what gathered since the last flush: attacks, status changes, the ranking."""
+        if self._pairs:
+            attacks, pairs = list(self._attacks), self._pairs
+            self._attacks.clear()
+            self._pairs = collections.Counter()
+            self.socketio.emit("attacks", {
+                "attacks": attacks[::-1], "count": sum(pairs.values()),
+                "pairs": [{"a": a, "v": v, "s": s, "n": n} for (a, v, s), n in pairs.items()]})
+        if self._statuses:
+            statuses, self._statuses = list(self._statuses.values()), {}
+            self.socketio.emit("statuses", statuses)
+        if self._dirty:
+            self._dirty = False
+            if not self.board.frozen():
+                self.socketio.emit("ranking", {"ranking": self.board.ranking(public=True), "t": time.time()})
 
     # -- schedule -----------------------------------------------------------------------------
     def _run_schedule(self) -> None:

@@ -12,67 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 import time
-from multiprocessing.connection import Connection
 
-import socketio
 from rich.console import Console
 
 from deploy.redis_server import free_port
 from scoreboard.types import GameState
 from tests.bench.common import bench, bench_game, cpu_seconds
+from tests.bench.spectators import Crowd
 from tests.game_helpers import flag_of
 from tests.processes import Process, write_game
 
 console = Console(stderr=True)
-
-
-class Spectators:
-    """Many AsyncClients that note when each captured-count first shows in a ranking."""
-
-    def __init__(self, url: str, count: int) -> None:
-        self.url = url
-        self.count = count
-        self.clients: list[socketio.AsyncClient] = []
-        self.seen: list[dict[int, float]] = []  # per client: captured total -> first seen
-
-    def _client(self, index: int) -> socketio.AsyncClient:
-        client = socketio.AsyncClient(reconnection=False)
-        seen: dict[int, float] = {}
-        self.seen.append(seen)
-
-        @client.on("ranking")
-        async def on_ranking(data):
-            total = sum(row["captured"] for row in data["ranking"])
-            seen.setdefault(total, time.time())
-
-        return client
-
-    async def connect(self, batch: int = 50) -> None:
-        for start in range(0, self.count, batch):
-            clients = [self._client(i) for i in range(start, min(self.count, start + batch))]
-            await asyncio.gather(*(c.connect(self.url, transports=["websocket"], wait_timeout=30) for c in clients))
-            self.clients.extend(clients)
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.disconnect() for c in self.clients), return_exceptions=True)
-
-
-def spectator_process(url: str, count: int, pipe: Connection) -> None:
-    """One client process: connect `count` spectators, report, watch until told, send what was seen."""
-    async def main() -> None:
-        spectators = Spectators(url, count)
-        await spectators.connect()
-        pipe.send(len(spectators.clients))
-        while not pipe.poll():
-            await asyncio.sleep(0.2)
-        pipe.recv()
-        await spectators.close()
-        pipe.send(spectators.seen)
-
-    asyncio.run(main())
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -83,21 +35,12 @@ async def run(args: argparse.Namespace) -> None:
         path = write_game(work / "game.yml", {**config.model_dump(mode="json", exclude_none=True),
                                               "redis_url": config.redis_url})
         web = Process(["web", "-c", str(path), "--port", str(port)], work, "web").start(("127.0.0.1", port))
-        ctx = multiprocessing.get_context("spawn")
-        pipes, workers = [], []
-        share = [args.spectators // args.processes + (i < args.spectators % args.processes)
-                 for i in range(args.processes)]
+        crowd: Crowd | None = None
         try:
             started = time.monotonic()
-            for count in share:
-                mine, theirs = ctx.Pipe()
-                worker = ctx.Process(target=spectator_process, args=(f"http://127.0.0.1:{port}", count, theirs))
-                worker.start()
-                pipes.append(mine)
-                workers.append(worker)
-            connected = sum([await asyncio.to_thread(p.recv) for p in pipes])
+            crowd = await asyncio.to_thread(Crowd, f"http://127.0.0.1:{port}", args.spectators, args.processes)
             bench("board_connect_seconds", time.monotonic() - started, "s")
-            console.print(f"{connected} spectators connected from {args.processes} processes")
+            console.print(f"{crowd.connected} spectators connected from {args.processes} processes")
             await asyncio.sleep(2)
             cpu_before, wall_before = cpu_seconds(web.proc.pid), time.monotonic()
             sent: dict[int, float] = {}
@@ -111,10 +54,8 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.sleep(args.interval)
             await asyncio.sleep(2)
             cpu = (cpu_seconds(web.proc.pid) - cpu_before) / (time.monotonic() - wall_before)
-            seen_all: list[dict[int, float]] = []
-            for pipe in pipes:
-                pipe.send("done")
-                seen_all.extend(await asyncio.to_thread(pipe.recv))
+            seen_all = await asyncio.to_thread(crowd.finish)
+            crowd = None
             latencies, missing = [], 0
             for seen in seen_all:
                 for n, at in sent.items():
@@ -131,12 +72,10 @@ async def run(args: argparse.Namespace) -> None:
             bench("board_updates_within_1s", 100 * sum(1 for x in latencies if x <= 1.0) / pairs, "%")
             bench("board_updates_missed", missing, "pairs")
             bench("board_web_cpu", 100 * cpu, "%core")
-            bench("board_spectators", connected, "clients")
+            bench("board_spectators", len(seen_all), "clients")
         finally:
-            for worker in workers:
-                worker.join(30)
-                if worker.is_alive():
-                    worker.kill()
+            if crowd is not None:
+                crowd.finish()
             web.stop()
 
 

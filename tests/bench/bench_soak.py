@@ -2,7 +2,8 @@
 
 Starts a private redis-server and the real `submit-server` and `web` processes (see
 tests/fault_helpers.py), then for `--seconds`: farms (faust, forcad over TCP, HTTP) submit
-this round's flags of random victims, `--spectators` Socket.IO clients watch the board,
+this round's flags of random victims, `--spectators` Socket.IO clients (in their own
+processes) watch the board,
 and the bench itself closes a round every `--round-seconds` (statuses for every box).
 Per round it prints throughput, p99 submit latency, RSS of the submit and web processes
 and Redis used_memory, so leaks show; at the end the capture ledger is checked and the
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from scoreboard.flags import FlagCodec
 from tests.bench.common import bench
+from tests.bench.spectators import Crowd
 from tests.fault_helpers import (
     Client,
     HttpClient,
@@ -34,7 +36,6 @@ from tests.fault_helpers import (
     rss_kib,
     start_platform,
 )
-from tests.web_helpers import Spectator
 
 console = Console(stderr=True)
 
@@ -96,10 +97,9 @@ def main() -> None:
         client = HttpClient(platform, team, batch=50) if kind == "http" else TcpClient(platform, team, kind, batch=50)
         client.flags = current_flags(platform, team, team, now)
         clients.append(timed(client))
-    spectators: list[Spectator] = []
+    crowd: Crowd | None = None
     try:
-        for _ in range(args.spectators):
-            spectators.append(Spectator(platform.web_url).connect())
+        crowd = Crowd(platform.web_url, args.spectators)  # own processes: their CPU is not the board's
         for client in clients:
             client.start()
         traffic = Traffic(clients)
@@ -126,24 +126,24 @@ def main() -> None:
             figures["redis"] = platform.store.redis.info("memory")["used_memory"] / 2**20
             first = first or dict(figures)
             last = figures
-            events = sum(len(s.events) for s in spectators)
+            connected, events = crowd.status()
             print(f"round {closed - 1}: {took:.1f}s, {(accepted - accepted_before) / took:.0f} accepted/s, "
                   f"p99 submit {percentile(latencies, 0.99) * 1000:.1f} ms, RSS submit {figures['submit']:.1f} MiB, "
                   f"web {figures['web']:.1f} MiB, redis used {figures['redis']:.1f} MiB, "
-                  f"{events} spectator events, {sum(s.client.connected for s in spectators)} spectators connected",
+                  f"{events} spectator events, {connected} spectators connected",
                   flush=True)
             accepted_before = accepted
         elapsed = time.monotonic() - start
         captures = check_ledger(platform, traffic)
         outages = sum(len(c.outages) for c in clients)
-        events = sum(len(s.events) for s in spectators)
+        connected, events = crowd.status()
     finally:
         for client in clients:
             client.stop.set()
         for client in clients:
             client.join(10)
-        for spectator in spectators:
-            spectator.close()
+        if crowd is not None:
+            crowd.finish()
         platform.stop()
     assert outages == 0, f"{outages} client outages during the soak"
     bench("soak_accepted", captures / elapsed, "flags/s")
@@ -151,6 +151,7 @@ def main() -> None:
     for name in ("submit", "web", "redis"):
         bench(f"soak_{name}_memory_growth", last[name] - first[name], "MiB")
     bench("soak_spectator_events", events / elapsed, "events/s")
+    bench("soak_spectators_connected_at_end", connected, "clients")
 
 
 if __name__ == "__main__":

@@ -124,10 +124,10 @@
     renderAttackView();
   }
 
-  function countPair(a) {
+  function countPair(a, n) {
     var key = a.a + ">" + a.v + ">" + a.s;
     var p = pairs[key] || (pairs[key] = {a: a.a, v: a.v, s: a.s, n: 0, t: 0});
-    p.n += 1;
+    p.n += n || 1;
     p.t = Math.max(p.t, a.t);
   }
 
@@ -213,7 +213,7 @@
     board = data;
     offset = data.round.server_time - Date.now() / 1000;
     pairs = {};
-    data.attacks.slice().reverse().forEach(countPair);
+    data.attacks.slice().reverse().forEach(function (a) { countPair(a, 1); });
     renderAll();
   });
   socket.on("ranking", function (data) {
@@ -230,19 +230,24 @@
     renderRound();
     tick();
   });
-  socket.on("status", function (data) {
+  socket.on("statuses", function (list) {
     if (!board) return;
-    board.matrix[data.team + ":" + data.service] = {status: data.status, message: data.message, round: data.round};
+    list.forEach(function (data) {
+      board.matrix[data.team + ":" + data.service] = {status: data.status, message: data.message, round: data.round};
+    });
     renderRanking();
   });
-  socket.on("attack", function (data) {
+  socket.on("attacks", function (batch) {
     if (!board) return;
-    board.attacks.unshift(data);
-    board.attacks.length = Math.min(board.attacks.length, MAX_ATTACKS);
-    countPair(data);
     var feed = $("attack-feed");
-    feed.insertBefore(attackItem(data), feed.firstChild);
+    for (var i = batch.attacks.length - 1; i >= 0; i--) {  // oldest first, so the newest ends on top
+      board.attacks.unshift(batch.attacks[i]);
+      feed.insertBefore(attackItem(batch.attacks[i]), feed.firstChild);
+    }
+    board.attacks.length = Math.min(board.attacks.length, MAX_ATTACKS);
     while (feed.children.length > MAX_ATTACKS) feed.removeChild(feed.lastChild);
+    var newest = batch.attacks.length ? batch.attacks[0].t : 0;
+    batch.pairs.forEach(function (p) { countPair({a: p.a, v: p.v, s: p.s, t: newest}, p.n); });
     renderAttackView();
   });
   socket.on("first_blood", function (data) {
