@@ -141,3 +141,31 @@ def test_admin_rerun_replaces_the_box_result_in_the_open_round(redis_server, tmp
                                     queue=queue_name(config))
         wait_until(lambda: store.round_statuses(1).get((1, 1)) == Status.OK, 30)
     assert [a["action"] for a in store.check_details(1)[(1, 1)]["detail"]["actions"]] == ["check", "put", "get"]
+
+
+def test_eno_checker_service_runs_through_the_round_engine(redis_server, tmp_path, processes):
+    from deploy.redis_server import free_port
+    from tests.targets.eno_service import EnoService
+
+    eno_host, eno_port = "127.77.90.1", free_port("127.77.90.1")
+    eno = EnoService(eno_host, eno_port)
+    eno.info["havocVariants"] = 1  # no stalling havoc variant: every round can be OK
+    eno.start()
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=1, round_seconds=4, checkers=[
+        {"protocol": "eno", "url": f"http://{eno_host}:{eno_port}/", "timeout": 2}])
+    try:
+        with serving([NotesServer(host(1)), NotesServer(host(2))]):
+            processes.append(start_worker(path, tmp_path))
+            store.set_state(GameState.RUNNING)
+            processes.append(start_ticker(path, tmp_path))
+            wait_closed(store, 2, 20)
+    finally:
+        eno.stop()
+    for round_ in (1, 2):
+        assert store.round_statuses(round_) == {(1, 1): Status.OK, (2, 1): Status.OK}, store.check_details(round_)
+    actions = store.check_details(2)[(1, 1)]["detail"]["actions"]
+    assert [a["action"] for a in actions] == ["check", "put", "get", "get"]  # round 1's flag read back
+    placed = store.placed_flags(1)[(1, 1, 0)]
+    assert placed["public"].startswith("note ")  # ENO attackInfo is the public attack data
+    methods = {t["method"] for t in eno.tasks}
+    assert {"havoc", "putflag", "getflag"} <= methods

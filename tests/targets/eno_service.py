@@ -35,7 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: EnoService
 
     def do_GET(self) -> None:
-        self._reply(INFO if self.path == "/service" else {"error": "not found"})
+        self._reply(self.server.info if self.path == "/service" else {"error": "not found"})
 
     def do_POST(self) -> None:
         task = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -68,6 +68,7 @@ class EnoService(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.tasks: list[dict] = []
         self.chains: dict[str, str] = {}
+        self.info = dict(INFO)  # what GET /service announces
 
     def start(self) -> EnoService:
         """Serve in a daemon thread; return self."""
