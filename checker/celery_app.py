@@ -14,17 +14,13 @@ from functools import lru_cache
 
 from celery import Celery
 
+from scoreboard.check_requests import queue_name
 from scoreboard.config import GameConfig, load_config
 from scoreboard.store import GameStore
 
 CONFIG_ENV = "ADRANGE_CONFIG"
 
 app = Celery("adrange", include=["checker.tasks"])
-
-
-def queue_name(config: GameConfig) -> str:
-    """The queue a game's checker chains go to."""
-    return f"adrange.{config.game.name}.checks"
 
 
 def configure(config: GameConfig) -> Celery:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 import traceback
 
+from scoreboard.check_requests import CHECK_TASK, RERUN_TASK
 from scoreboard.types import Round, ServiceID, Status, TeamID
 
 from .celery_app import app, current_config, current_store
 from .chain import ChainResult, run_chain
 
-TASK_NAME = "adrange.check_box"
-RERUN_TASK = "adrange.rerun_box"
+TASK_NAME = CHECK_TASK
 
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

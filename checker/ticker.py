@@ -28,12 +28,13 @@ import socket
 import threading
 import time
 
+from scoreboard.check_requests import queue_name
 from scoreboard.config import GameConfig
 from scoreboard.store import GameStore
 from scoreboard.types import GameState, Round, Status
 
 from . import round_plan
-from .celery_app import configure, queue_name
+from .celery_app import configure
 from .chain import OLD_GETS
 from .tasks import check_box
 

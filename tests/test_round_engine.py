@@ -127,8 +127,7 @@ def test_awd_file_mode_without_a_box_is_checker_error_with_a_note(redis_server, 
 
 
 def test_admin_rerun_replaces_the_box_result_in_the_open_round(redis_server, tmp_path, processes):
-    from checker.celery_app import configure, queue_name
-    from checker.tasks import RERUN_TASK
+    from scoreboard.check_requests import request_rerun
 
     config, store, path = engine_game(redis_server.url, tmp_path, teams=1, round_seconds=60,
                                       checkers=[checker("notes_checker.py")])
@@ -137,8 +136,7 @@ def test_admin_rerun_replaces_the_box_result_in_the_open_round(redis_server, tmp
         store.open_round(1)
         store.record_round_check(1, 1, 1, Status.DOWN, "checker did not finish")
         processes.append(start_worker(path, tmp_path, concurrency=1))
-        configure(config).send_task(RERUN_TASK, kwargs={"round_": 1, "team": 1, "service": 1},
-                                    queue=queue_name(config))
+        request_rerun(config, 1, 1, 1)  # what the admin's "check now" sends
         wait_until(lambda: store.round_statuses(1).get((1, 1)) == Status.OK, 30)
     assert [a["action"] for a in store.check_details(1)[(1, 1)]["detail"]["actions"]] == ["check", "put", "get"]
 

@@ -9,13 +9,13 @@ Every action is logged to the admin stream.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import time
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 
+from ..check_requests import request_rerun
 from ..store import StateError
 from ..types import GameState, Status
 from .auth import admin_password_ok, admin_required, ensure_admin_password
@@ -127,38 +127,11 @@ def check_log(team: int, service: int) -> list[dict[str, Any]]:
     return out
 
 
-def _rerun_task() -> str | None:
-    """The checker's re-run task name (``checker.tasks.RERUN_TASK``), if the round engine has one.
-
-    The regular ``check_box`` task is not used: it counts a second delivery for a round as
-    a lost worker and records CHECKER_ERROR.
-    """
-    try:
-        if importlib.util.find_spec("checker.tasks") is None:
-            return None
-        tasks = importlib.import_module("checker.tasks")
-    except ImportError:
-        return None
-    return getattr(tasks, "RERUN_TASK", None)
-
-
-def rerun_available() -> bool:
-    """True when a checker worker task can re-run one box's check now."""
-    return _rerun_task() is not None
-
-
 def rerun_check(team: int, service: int) -> str:
-    """Ask the checker workers to run the box's check chain now."""
-    task = _rerun_task()
-    if task is None:
-        raise ActionError("re-running checks is unavailable: the checker has no re-run task "
-                          "(checker.tasks.RERUN_TASK)")
-    from checker.celery_app import configure, queue_name
-
+    """Ask the checker workers to run the box's check chain again now."""
     config = game_config()
     round_ = game_store().state()["round"]
-    configure(config).send_task(task, kwargs={"round_": round_, "team": team, "service": service},
-                                queue=queue_name(config))
+    request_rerun(config, round_, team, service)
     game_store().log_admin("rerun", "admin", team=team, service=service, round=round_)
     return f"check of team {team} service {service} queued"
 
@@ -216,7 +189,7 @@ def panel():
         "admin.html", game=game_config().game.name, board=data.snapshot(public=False), teams=_all_teams(),
         disabled=disabled_teams(game_store().overrides()), services=game_config().services,
         effective_services={s.id: s for s in data.config().services}, schedule=schedule,
-        rerun=rerun_available(), notice=session.pop("notice", None), error=session.pop("error", None))
+        notice=session.pop("notice", None), error=session.pop("error", None))
 
 
 @admin.get("/checks")
@@ -225,7 +198,7 @@ def checks():
     """One box's checker log with private messages, durations and commands."""
     team, service = request.args.get("team", type=int), request.args.get("service", type=int)
     return render_template("checks.html", game=game_config().game.name, team=team, service=service,
-                           log=check_log(team or 0, service or 0), rerun=rerun_available())
+                           log=check_log(team or 0, service or 0))
 
 
 _FORM_ACTIONS = {
