@@ -27,10 +27,11 @@ from docker.errors import APIError, NotFound
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from scoreboard import access
 from scoreboard.config import GameConfig, Service, Team
 from scoreboard.types import ServiceID, TeamID
 
-from . import access, images, network
+from . import images, network
 from .engine import all_engines, connect, engine_url
 
 LABEL_GAME = network.LABEL_GAME

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy import access, boxes, images, network
+from deploy import boxes, images, network
 from deploy.engine import connect
 from deploy.flagfile import write_flag
+from scoreboard import access
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent

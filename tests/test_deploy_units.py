@@ -8,9 +8,10 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-from deploy import access, commands, flagfile, network
+from deploy import commands, flagfile, network
 from deploy.boxes import box_name, resolve_ids
 from deploy.engine import engine_url
+from scoreboard import access
 from scoreboard.config import parse_config
 
 

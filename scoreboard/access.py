@@ -2,7 +2,8 @@
 
 Each box publishes its sshd at the team's address on port 2200 + service id. The password
 is an HMAC of the game secret and the team name, so the portal can show it without storing
-it; another team's password does not open the box.
+it; another team's password does not open the box. Pure naming, shared by `deploy` (which
+sets the boxes up) and the team portal (which shows the logins).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import base64
 import hashlib
 import hmac
 
-from scoreboard.config import GameConfig, Service, Team
-from scoreboard.types import TeamID
+from .config import GameConfig, Service, Team
+from .types import TeamID
 
 SSH_USER = "team"
 SSH_PORT_BASE = 2200
