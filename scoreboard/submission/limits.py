@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
+
+log = logging.getLogger("adrange.auth")
 
 
 class TokenBucket:
@@ -104,3 +107,12 @@ class TokenGuard:
     def succeeded(self, source: str) -> None:
         """A right token from `source`: forget its failures."""
         self._seen.pop(source, None)
+
+    def record(self, source: str, ok: bool, what: str) -> None:
+        """Count a right or wrong `what` (token, password) from `source`; log guesses and lockouts."""
+        if ok:
+            self.succeeded(source)
+        elif self.failed(source):
+            log.warning("%s locked out for %gs after wrong %s", source, self.lockout, what)
+        else:
+            log.warning("wrong %s from %s", what, source)

@@ -112,16 +112,11 @@ class SubmissionServer:
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 return
             team = self.teams.by_token(line.strip().decode("utf-8", "replace"))
+            self.token_guard.record(source, team is not None, f"team token on {dialect.name}")
             if team is None:
-                if self.token_guard.failed(source):
-                    log.warning("%s locked out for %gs after wrong tokens on %s",
-                                source, self.limits.token_lockout, dialect.name)
-                else:
-                    log.warning("bad token on %s from %s", dialect.name, source)
                 writer.write(dialect.token_bad)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 return
-            self.token_guard.succeeded(source)
             writer.write(dialect.token_ok)
         else:
             team = self.teams.by_address(source)

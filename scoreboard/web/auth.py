@@ -47,13 +47,7 @@ def token_guard() -> TokenGuard:
 
 def record_credential(ok: bool, what: str) -> None:
     """Count a right or wrong token/password from this request's source; log lockouts."""
-    guard, source = token_guard(), request.remote_addr or "?"
-    if ok:
-        guard.succeeded(source)
-    elif guard.failed(source):
-        log.warning("%s locked out for %gs after wrong %s", source, guard.lockout, what)
-    else:
-        log.warning("wrong %s from %s", what, source)
+    token_guard().record(request.remote_addr or "?", ok, what)
 
 
 def refuse_locked_source() -> Any:

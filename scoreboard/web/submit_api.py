@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..submission.sync import Submissions
 from ..submission.verdicts import Verdict
-from ..teams import TeamDirectory
 from .auth import record_credential
-from .context import game_config, game_store, json_body
+from .context import game_config, json_body, submissions
 
 submit_api = Blueprint("submit_api", __name__)
 log = logging.getLogger("adrange.submit")
@@ -25,13 +23,6 @@ log = logging.getLogger("adrange.submit")
 
 def _error(status: int, message: str):
     return jsonify({"status": False, "msg": message}), status
-
-
-def _submissions() -> tuple[Submissions, TeamDirectory]:
-    ext = current_app.extensions
-    if "adrange.submissions" not in ext:
-        ext["adrange.submissions"] = (Submissions(game_store()), TeamDirectory(game_config()))
-    return ext["adrange.submissions"]
 
 
 @submit_api.errorhandler(RequestEntityTooLarge)
@@ -42,7 +33,7 @@ def _too_large(_exc: RequestEntityTooLarge):
 @submit_api.route("/flags", methods=["PUT"], strict_slashes=False)
 def put_flags():
     """Judge a batch of flags for the team named by X-Team-Token."""
-    submissions, teams = _submissions()
+    judge, teams = submissions()
     team = teams.by_token(request.headers.get("X-Team-Token"))
     record_credential(team is not None, "team token")
     if team is None:
@@ -53,7 +44,7 @@ def put_flags():
     limit = game_config().submission.limits.batch_size
     if len(flags) > limit:
         return _error(400, f"too many flags in one request: {len(flags)} > {limit}")
-    results = submissions.submit(team, flags)
+    results = judge.submit(team, flags)
     if flags and all(r.verdict is Verdict.RATE_LIMITED for r in results):
         return _error(429, "rate limit exceeded, slow down")
     line_limit = game_config().submission.limits.line_length
