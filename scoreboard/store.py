@@ -278,12 +278,16 @@ class GameStore:
         """True exactly once per round: whoever gets True dispatches the round's checks."""
         return bool(self.redis.sadd(self.keys.dispatched, round_))
 
-    def take_ticker_lease(self, owner: str, seconds: float) -> bool:
-        """Take the ticker lease if nobody holds it, or renew it (atomically) if `owner` does."""
+    def _take_lease(self, key: str, owner: str, seconds: float) -> bool:
+        """Take a lease if nobody holds it, or renew it (atomically) if `owner` does."""
         ms = max(1, int(seconds * 1000))
-        if self._lease(keys=[self.keys.ticker_lease], args=[owner, "renew", ms]):
+        if self._lease(keys=[key], args=[owner, "renew", ms]):
             return True
-        return bool(self.redis.set(self.keys.ticker_lease, owner, nx=True, px=ms))
+        return bool(self.redis.set(key, owner, nx=True, px=ms))
+
+    def take_ticker_lease(self, owner: str, seconds: float) -> bool:
+        """Take or renew the ticker lease (one active ticker per game)."""
+        return self._take_lease(self.keys.ticker_lease, owner, seconds)
 
     def release_ticker_lease(self, owner: str) -> bool:
         """Give the ticker lease up if `owner` holds it."""
@@ -450,13 +454,7 @@ class GameStore:
 
     def take_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Hold (or renew) a named lease for `seconds`; True while this holder has it."""
-        key = f"{self.keys.prefix}lease:{name}"
-        if self.redis.set(key, holder, nx=True, px=int(seconds * 1000)):
-            return True
-        if self.redis.get(key) == holder:
-            self.redis.pexpire(key, int(seconds * 1000))
-            return True
-        return False
+        return self._take_lease(f"{self.keys.prefix}lease:{name}", holder, seconds)
 
     def record_portal_submissions(self, team: TeamID, items: list[dict[str, Any]], keep: int = 500) -> None:
         """Remember a team's portal submissions and verdicts (newest first, bounded)."""
