@@ -60,6 +60,7 @@ class Live:
         self._attacks: collections.deque[dict[str, Any]] = collections.deque(maxlen=ATTACK_BATCH)
         self._pairs: collections.Counter[tuple[int, int, int]] = collections.Counter()
         self._statuses: dict[tuple[int, int], dict[str, Any]] = {}
+        self._blooded: set[int] = set()  # services whose first blood is known: no Redis call per capture
 
     def start(self) -> None:
         """Start the follower and the ranking coalescer (once per process)."""
@@ -119,7 +120,8 @@ class Live:
         if stream == "capture":
             self._dirty = True
             attack = attack_of(event)
-            first = self.store.set_first_blood(attack["s"], attack)
+            first = attack["s"] not in self._blooded and self.store.set_first_blood(attack["s"], attack)
+            self._blooded.add(attack["s"])
             if not frozen:
                 self._attacks.append(attack)
                 self._pairs[(attack["a"], attack["v"], attack["s"])] += 1
@@ -145,6 +147,7 @@ class Live:
                 self.socketio.emit("announcement", {"text": json.loads(event.get("text", '""')),
                                                     "t": float(event.get("t", 0))})
             elif kind in ("override", "reset"):
+                self._blooded.clear()
                 self.socketio.emit("board", self.board.snapshot(public=True))
 
     # -- ranking coalescing -----------------------------------------------------------------
