@@ -4,6 +4,9 @@
 `pick_vuln` are the pure rules. The chain stops at the first failing current action
 (a dead service gets no flag). The round's status is that failure; with all current
 actions OK, a lost older flag gives RECOVERING. A checker bug is CHECKER_ERROR.
+Every action gets the service's whole timeout or is not started (`round_plan.can_start`):
+a current action not started makes the round "not checked" (CHECKER_ERROR, which costs
+nothing); an older GET not started, or one that failed on our side, is left out.
 
 Flags: one per round per box, its vuln drawn by the service's `vulns` weights; the slot
 is ``vuln - 1``, so the flag itself (and its stored record) says which store it is in.
@@ -18,18 +21,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.round_plan import OLD_GETS, can_start
 from checker.runner import ActionResult, run_action
 from scoreboard.config import GameConfig
 from scoreboard.flags import FlagCodec
 from scoreboard.store import GameStore
 from scoreboard.types import Round, ServiceID, Status, TeamID
 
-# Older flags read back per round (drawn from the still-valid ones).
-OLD_GETS = 2
 # Worst last: the status of several results is the one ranked highest here.
 SEVERITY = (Status.OK, Status.RECOVERING, Status.CHECKER_ERROR, Status.CORRUPT, Status.MUMBLE, Status.DOWN)
-# An action is not started with less than this many seconds left before the deadline.
-MIN_ACTION_SECONDS = 0.2
+# Public text of a round the platform could not judge: never blames the team.
+NOT_CHECKED = "not checked this round (platform)"
 
 
 @dataclass
@@ -41,10 +43,11 @@ class ChainResult:
     private: str = ""
     actions: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
+    skipped: int = 0  # actions not started: no time left for their whole timeout
 
     def detail(self) -> dict[str, Any]:
         """The per-action detail and total duration, as stored with the check."""
-        return {"actions": self.actions, "duration": round(self.duration, 4)}
+        return {"actions": self.actions, "duration": round(self.duration, 4), "skipped": self.skipped}
 
 
 def worst(statuses: list[Status]) -> Status:
@@ -53,15 +56,14 @@ def worst(statuses: list[Status]) -> Status:
 
 
 def combine(current: list[Status], older: list[Status]) -> Status:
-    """A round's status: the worst current action; if all are OK, RECOVERING for a lost older
-    flag (CHECKER_ERROR when reading it back failed on our side)."""
+    """A round's status: the worst current action; if all are OK, RECOVERING for an older
+    flag the target lost (an older GET that failed on our side, CHECKER_ERROR, is left out:
+    it says nothing about the target)."""
     now = worst(current)
     if now != Status.OK:
         return now
-    old = worst(older)
-    if old == Status.OK:
-        return Status.OK
-    return Status.CHECKER_ERROR if old == Status.CHECKER_ERROR else Status.RECOVERING
+    lost = [s for s in older if s not in (Status.OK, Status.CHECKER_ERROR)]
+    return Status.RECOVERING if lost else Status.OK
 
 
 def pick_vuln(weights: list[int], rng: random.Random) -> int:
@@ -93,21 +95,29 @@ class _Chain:
         self.service = config.service(service)
         self.deadline = deadline
         self.results: list[ActionResult] = []
+        self.skipped = 0
         self.path = config.resolve(self.service.checker.path) if self.service.checker.path else None
+
+    def fits(self) -> bool:
+        """True when one more action can have its whole timeout before the deadline."""
+        return can_start(self.service.checker.timeout, time.time(), self.deadline)
 
     def run(self, action: str, flag_id: str = "", flag: str = "", vuln: int = 1,
             related: Round | None = None) -> ActionResult:
-        left = self.deadline - time.time()
-        if left < MIN_ACTION_SECONDS:
-            result = ActionResult(action, Status.DOWN, "checker did not finish",
-                                  f"{action} not started: the round ends in {left:.2f}s")
+        timeout = self.service.checker.timeout
+        if not self.fits():
+            self.skipped += 1
+            left = self.deadline - time.time()
+            result = ActionResult(action, Status.CHECKER_ERROR, NOT_CHECKED,
+                                  f"{action} not started: {left:.2f}s left before the deadline, "
+                                  f"it needs its whole {timeout:g}s timeout")
         else:
             context = {"round": self.round, "related_round": related or self.round, "team_id": self.team.id,
                        "team_name": self.team.name, "service_id": self.service.id,
                        "round_length": self.config.game.round_seconds}
             assert self.team.address is not None
             result = run_action(self.service.checker, self.path, action, self.team.address,  # type: ignore[arg-type]
-                                flag_id, flag, vuln, min(self.service.checker.timeout, left), context)
+                                flag_id, flag, vuln, timeout, context)
         self.results.append(result)
         return result
 
@@ -155,7 +165,7 @@ def run_chain(config: GameConfig, store: GameStore, round_: Round, team: TeamID,
     status = combine(statuses, [r.status for r, _ in older])
     public, private = _messages(status, current, older, notes)
     actions = [chain.detail(r, **extra) for r, extra in current + older]
-    return ChainResult(status, public, private, actions, time.monotonic() - started)
+    return ChainResult(status, public, private, actions, time.monotonic() - started, chain.skipped)
 
 
 def _get_older(chain: _Chain, store: GameStore, rng: random.Random) -> list[tuple[ActionResult, dict[str, Any]]]:
@@ -166,6 +176,9 @@ def _get_older(chain: _Chain, store: GameStore, rng: random.Random) -> list[tupl
     picks = rng.sample(sorted(placed), min(OLD_GETS, len(placed)))
     out = []
     for round_, slot in picks:
+        if not chain.fits():  # no time left for a whole GET: the older flags are not checked
+            chain.skipped += 1
+            break
         record = placed[(round_, slot)]
         result = chain.run("get", record["flag_id"], record["flag"], slot + 1, related=round_)
         out.append((result, {"vuln": slot + 1, "round": round_}))
@@ -177,13 +190,13 @@ def _messages(status: Status, current: list[tuple[ActionResult, dict[str, Any]]]
     """Public and private messages: the failing action's, with what failed named privately."""
     private = [f"{r.action}: {r.private}" for r, _ in current + older if r.private] + notes
     failing = [r for r, _ in current if r.status != Status.OK]
-    if failing:
+    if status == Status.CHECKER_ERROR:
+        public = NOT_CHECKED if not failing or failing[0].public == NOT_CHECKED else "checker error (platform)"
+    elif failing:
         public = failing[0].public or failing[0].status.name.lower()
     elif status == Status.RECOVERING:
-        lost = next(r for r, _ in older if r.status != Status.OK)
+        lost = next(r for r, _ in older if r.status not in (Status.OK, Status.CHECKER_ERROR))
         public = f"an older flag is lost: {lost.public}".rstrip(": ")
-    elif status == Status.CHECKER_ERROR:
-        public = "checker error"
     else:
         public = ""
     return public, "\n".join(private)

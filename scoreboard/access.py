@@ -1,9 +1,10 @@
 """Team access to its own boxes: SSH as user ``team`` with a password derived from the secret.
 
 Each box publishes its sshd at the team's address on port 2200 + service id. The password
-is an HMAC of the game secret and the team name, so the portal can show it without storing
-it; another team's password does not open the box. Pure naming, shared by `deploy` (which
-sets the boxes up) and the team portal (which shows the logins).
+is an HMAC of the game secret and the team id (not its name, which admins may change), so
+the portal can show it without storing it; another team's password does not open the box.
+Pure naming, shared by `deploy` (which sets the boxes up) and the team portal (which shows
+the logins).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def ssh_port(service: Service) -> int:
 
 
 def team_password(config: GameConfig, team: Team) -> str:
-    """The team's SSH password: 20 lower-case base32 characters of HMAC(secret, team)."""
-    mac = hmac.new(config.game.secret.encode(), b"ssh:" + team.name.encode(), hashlib.sha256).digest()
+    """The team's SSH password: 20 lower-case base32 characters of HMAC(secret, team id)."""
+    mac = hmac.new(config.game.secret.encode(), b"ssh:%d" % team.id, hashlib.sha256).digest()
     return base64.b32encode(mac).decode().lower()[:20]
 
 

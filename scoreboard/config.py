@@ -230,7 +230,7 @@ class GameConfig(_Model):
         _unique(self.services, "name", "services")
         for team in self.teams:
             if team.token is None:
-                team.token = derive_token(self.game.secret, team.name)
+                team.token = derive_token(self.game.secret, team.id)
             if team.address is None:
                 team.address = self.deploy.address_scheme.format(team=team.id)
             if team.network is None:
@@ -270,9 +270,10 @@ class GameConfig(_Model):
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
 
-def derive_token(secret: str, team_name: str) -> str:
-    """A stable per-team token derived from the game secret, for teams given none."""
-    return hmac.new(secret.encode(), b"token:" + team_name.encode(), hashlib.sha256).hexdigest()[:32]
+def derive_token(secret: str, team_id: TeamID) -> str:
+    """A per-team token derived from the game secret and the team's id (stable across
+    renames), for teams given none."""
+    return hmac.new(secret.encode(), b"token:%d" % team_id, hashlib.sha256).hexdigest()[:32]
 
 
 def _assign_ids(items: list[Any], where: str) -> None:

@@ -9,6 +9,8 @@ is one atomic step that Redis logs to its AOF before the caller sees the answer.
 from __future__ import annotations
 
 import json
+import math
+import secrets
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -18,11 +20,16 @@ import redis
 import redis.asyncio
 
 from .config import GameConfig
+from .effective import apply_overrides
+from .ranking import rank
+from .scoring.policy import UP_CODES, lua_rules
 from .scoring.rating import LIMIT, STEP, delta_table
 from .scoring.replay import normalize
 from .types import GameState, Round, ServiceID, Status, TeamID
 
 STREAMS = ("capture", "check", "flag", "round", "admin")
+# Bounds (seconds) of the dispatch-delay histogram in /metrics.
+DELAY_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _TRANSITIONS = {
     GameState.NOT_STARTED: {GameState.RUNNING, GameState.OVER},
     GameState.RUNNING: {GameState.PAUSED, GameState.OVER},
@@ -68,8 +75,12 @@ class Keys:
         self.dispatched = p + "ticker:dispatched"
         self.web = p + "web"  # web-only values: admin password hash, emitter lease
         self.overrides = p + "overrides"
+        self.overrides_version = p + "overrides:version"  # bumped with every admin edit
         self.history = p + "history"
         self.first_blood = p + "firstblood"
+        self.requests = p + "ticker:requests"  # clock requests (start, pause, ...) the ticker applies
+        self.schedule = p + "schedule"
+        self.engine = p + "engine"  # round-engine counters for /metrics
         self.socketio_channel = p + "socketio"  # pub/sub channel of the web nodes
 
     def stream(self, name: str) -> str:
@@ -96,6 +107,15 @@ class Keys:
     def portal_submissions(self, team: TeamID) -> str:
         return f"{self.prefix}portal:{team}"
 
+    def release_plan(self, round_: Round) -> str:
+        return f"{self.prefix}plan:{round_}"
+
+    def round_stats(self, round_: Round) -> str:
+        return f"{self.prefix}roundstats:{round_}"
+
+    def durations(self, service: ServiceID) -> str:
+        return f"{self.prefix}durations:{service}"
+
 
 class GameStore:
     """Sync access to one game's state (web, ticker, workers, tools)."""
@@ -107,8 +127,9 @@ class GameStore:
         self._submit = self.redis.register_script(_script("submit"))
         self._open = self.redis.register_script(_script("open_round"))
         self._close = self.redis.register_script(_script("close_round"))
-        self._record_round_check = self.redis.register_script(_script("record_round_check"))
+        self._record_check = self.redis.register_script(_script("record_check"))
         self._lease = self.redis.register_script(_script("lease"))
+        self._history_cache: dict[Round, tuple[str, dict[TeamID, tuple[float, int]]]] = {}
 
     # -- setup and state ---------------------------------------------------------
     def init(self) -> None:
@@ -117,6 +138,7 @@ class GameStore:
         pipe = self.redis.pipeline()
         pipe.hsetnx(k.state, "state", GameState.NOT_STARTED.value)
         pipe.hsetnx(k.state, "round", 0)
+        pipe.hsetnx(k.state, "run", secrets.token_hex(8))  # new after a reset: older chains are stale
         table = delta_table(self.config.game.scoring.rating)
         mapping: dict[str, Any] = {f"d:{b}": v for b, v in table.items()}
         mapping.update(initial=self.config.game.scoring.rating.initial, step=STEP, limit=LIMIT)
@@ -132,10 +154,16 @@ class GameStore:
             "round_start": float(raw.get("round_start", 0) or 0),
             "closed_round": int(raw.get("closed_round", 0)),
             "paused_at": float(raw.get("paused_at", 0) or 0),
+            "run": raw.get("run", ""),
         }
 
-    def set_state(self, new: GameState, actor: str = "system", reason: str = "") -> GameState:
-        """Move the game to a new state (checked against allowed moves); return the old one."""
+    def set_state(self, new: GameState, actor: str = "system", reason: str = "",
+                  now: float | None = None) -> GameState:
+        """Move the game to a new state (checked against allowed moves); return the old one.
+
+        Pausing notes the time; resuming moves the current round's start by the pause's
+        length in the same step, so a pause of P seconds moves the round's end by exactly P.
+        Only the ticker calls this in a running game (admins send `request_state`)."""
         k = self.keys
         with self.redis.pipeline() as pipe:
             while True:
@@ -147,21 +175,52 @@ class GameStore:
                         return old
                     if new not in _TRANSITIONS[old]:
                         raise StateError(f"cannot go from {old.value} to {new.value}")
-                    now = time.time()
+                    at = now or time.time()
+                    paused_at = float(pipe.hget(k.state, "paused_at") or 0)
+                    has_round = int(pipe.hget(k.state, "round") or 0) > 0
                     pipe.multi()
                     pipe.hset(k.state, "state", new.value)
                     if new == GameState.PAUSED:
-                        pipe.hset(k.state, "paused_at", now)
+                        pipe.hset(k.state, "paused_at", at)
+                    elif old == GameState.PAUSED and new == GameState.RUNNING and has_round:
+                        pipe.hincrbyfloat(k.state, "round_start", max(0.0, at - paused_at))
                     pipe.xadd(k.stream("admin"), {"type": "state", "from": old.value, "to": new.value,
-                                                  "actor": actor, "reason": reason, "t": now})
+                                                  "actor": actor, "reason": reason, "t": at})
                     pipe.execute()
                     return old
                 except redis.WatchError:
                     continue
 
-    def shift_round_start(self, seconds: float) -> None:
-        """Move the current round's start later (after a pause, so it gets its full length)."""
-        self.redis.hincrbyfloat(self.keys.state, "round_start", seconds)
+    # -- requests to the clock owner (the ticker applies them) -------------------------------
+    def request_state(self, action: str, actor: str) -> None:
+        """Ask the ticker to start, pause, resume or stop the game at its next step."""
+        self.redis.rpush(self.keys.requests, json.dumps({"action": action, "actor": actor, "t": time.time()}))
+
+    def take_state_requests(self) -> list[dict[str, Any]]:
+        """The pending clock requests, oldest first, removed from the queue (ticker only)."""
+        pipe = self.redis.pipeline()
+        pipe.lrange(self.keys.requests, 0, -1)
+        pipe.delete(self.keys.requests)
+        return [json.loads(raw) for raw in pipe.execute()[0]]
+
+    def pending_state_requests(self) -> list[dict[str, Any]]:
+        """Clock requests the ticker has not applied yet (for the admin panel)."""
+        return [json.loads(raw) for raw in self.redis.lrange(self.keys.requests, 0, -1)]
+
+    def set_schedule(self, start: float | None, stop: float | None, actor: str) -> None:
+        """Start and/or stop the game automatically at these epoch times (None: the game file's)."""
+        for name, value in (("start", start), ("stop", stop)):
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"schedule {name} must be a finite time")
+        self.redis.delete(self.keys.schedule)
+        values = {name: value for name, value in (("start", start), ("stop", stop)) if value is not None}
+        if values:
+            self.redis.hset(self.keys.schedule, mapping=values)
+        self.log_admin("schedule", actor, start=start, stop=stop)
+
+    def schedule(self) -> dict[str, float]:
+        """The admin's scheduled start/stop (epoch seconds), where set."""
+        return {name: float(value) for name, value in self.redis.hgetall(self.keys.schedule).items()}
 
     def log_admin(self, action: str, actor: str, **data: Any) -> None:
         """Append an admin action to the admin stream."""
@@ -174,32 +233,23 @@ class GameStore:
         """Open round N once; False when the game is already at or past N."""
         return bool(self._open(args=[self.keys.prefix, round_, now or time.time()]))
 
-    def active_boxes(self) -> list[str]:
-        """'team:service' of every playing team's every enabled service."""
-        return [f"{t.id}:{s.id}" for t in self.config.playing_teams for s in self.config.services if s.enabled]
+    def active_boxes(self, config: GameConfig | None = None) -> list[str]:
+        """'team:service' of every playing team's every enabled service, in the effective game
+        (`config`; default: the game file plus the current admin overrides)."""
+        config = self._effective(config)
+        return [f"{t.id}:{s.id}" for t in config.playing_teams for s in config.services if s.enabled]
 
-    def close_round(self, round_: Round, now: float | None = None) -> bool:
-        """Count round N's statuses into SLA exactly once; False if it was closed before."""
-        args = [self.keys.prefix, round_, now or time.time(), *self.active_boxes()]
+    def close_round(self, round_: Round, now: float | None = None, config: GameConfig | None = None) -> bool:
+        """Count round N's statuses into the counters exactly once (by `policy.RULES`) and
+        keep the per-round history; False if it was closed before. `config`: the effective
+        game whose boxes are played and scored (default: file plus admin overrides)."""
+        config = self._effective(config)
+        scored = " ".join(f"{t.id}:{s.id}" for t in config.playing_teams for s in config.services)
+        args = [self.keys.prefix, round_, now or time.time(), lua_rules(), " ".join(self.active_boxes(config)),
+                scored]
         return bool(self._close(args=args))
 
     # -- checker results and flags ---------------------------------------------------
-    def record_check(self, round_: Round, team: TeamID, service: ServiceID, status: Status,
-                     public: str = "", private: str = "", detail: dict[str, Any] | None = None) -> None:
-        """Store one (team, service)'s result for a round and append it to the check stream."""
-        k = self.keys
-        box = f"{team}:{service}"
-        record = {"status": int(status), "public": public, "private": private,
-                  "detail": detail or {}, "t": time.time(), "round": round_}
-        pipe = self.redis.pipeline()
-        pipe.hset(k.status(round_), box, int(status))
-        pipe.hset(k.live_status, box, int(status))
-        pipe.hset(k.check_detail(round_), box, json.dumps(record))
-        pipe.xadd(k.stream("check"), {"r": round_, "team": team, "service": service,
-                                      "status": int(status), "public": public, "private": private,
-                                      "detail": json.dumps(detail or {})})
-        pipe.execute()
-
     def round_statuses(self, round_: Round) -> dict[tuple[TeamID, ServiceID], Status]:
         """Every box's status in a round."""
         raw = self.redis.hgetall(self.keys.status(round_))
@@ -231,16 +281,17 @@ class GameStore:
         return out
 
     # -- round engine (ticker and checker workers) -------------------------------------
-    def record_round_check(self, round_: Round, team: TeamID, service: ServiceID, status: Status,
-                           public: str = "", private: str = "", detail: dict[str, Any] | None = None,
-                           only_if_absent: bool = False) -> bool:
-        """Like `record_check`, but refused (False) once the round is closed, or, with
-        `only_if_absent`, when the box already has a result for the round."""
+    def record_check(self, round_: Round, team: TeamID, service: ServiceID, status: Status,
+                     public: str = "", private: str = "", detail: dict[str, Any] | None = None,
+                     only_if_absent: bool = False) -> bool:
+        """Store one box's result for a round (its status, the live status, the record with
+        private messages) and append it to the check stream; refused (False) once the round
+        is closed, or, with `only_if_absent`, when the box already has a result for the round."""
         record = {"status": int(status), "public": public, "private": private,
                   "detail": detail or {}, "t": time.time(), "round": round_}
         args = [self.keys.prefix, round_, f"{team}:{service}", int(status), json.dumps(record),
                 int(only_if_absent), team, service, public, private, json.dumps(detail or {})]
-        return bool(self._record_round_check(args=args))
+        return bool(self._record_check(args=args))
 
     def box_flags(self, rounds: list[Round], team: TeamID, service: ServiceID,
                   slots: int) -> dict[tuple[Round, int], dict[str, Any]]:
@@ -275,8 +326,89 @@ class GameStore:
         return {_box_key(box): (int(n), float(deadlines.get(box, 0))) for box, n in attempts.items()}
 
     def claim_dispatch(self, round_: Round) -> bool:
-        """True exactly once per round: whoever gets True dispatches the round's checks."""
+        """True exactly once per round: whoever gets True plans the round's chains."""
         return bool(self.redis.sadd(self.keys.dispatched, round_))
+
+    def save_release_plan(self, round_: Round, plan: list[tuple[float, int, int]]) -> None:
+        """Keep a round's chain releases: (offset in seconds from the round's start, team, service)."""
+        if not plan:
+            return
+        key = self.keys.release_plan(round_)
+        pipe = self.redis.pipeline()
+        pipe.zadd(key, {f"{team}:{service}": offset for offset, team, service in plan})
+        pipe.expire(key, 86400)
+        pipe.hset(self.keys.round_stats(round_), "planned", len(plan))
+        pipe.expire(self.keys.round_stats(round_), 86400)
+        pipe.execute()
+
+    def take_due_releases(self, round_: Round, offset: float) -> list[tuple[TeamID, ServiceID, float]]:
+        """Remove and return the releases due by `offset` seconds into the round, earliest
+        first, as (team, service, planned offset); each is returned once, whoever asks."""
+        key = self.keys.release_plan(round_)
+        due = self.redis.zrangebyscore(key, "-inf", offset, withscores=True)
+        if not due:
+            return []
+        pipe = self.redis.pipeline()
+        for member, _ in due:
+            pipe.zrem(key, member)
+        taken = pipe.execute()
+        out = []
+        for (member, planned), removed in zip(due, taken, strict=True):
+            if removed:
+                team, service = _box_key(member)
+                out.append((team, service, float(planned)))
+        return out
+
+    def count_round(self, round_: Round, **counts: float) -> None:
+        """Add to a round's engine figures (released, started, late, cut, unstarted, ...)."""
+        key = self.keys.round_stats(round_)
+        pipe = self.redis.pipeline()
+        for name, value in counts.items():
+            pipe.hincrbyfloat(key, name, value)
+        pipe.expire(key, 86400)
+        pipe.execute()
+
+    def round_stats(self, round_: Round) -> dict[str, float]:
+        """A round's engine figures (see `count_round`)."""
+        return {k: float(v) for k, v in self.redis.hgetall(self.keys.round_stats(round_)).items()}
+
+    def record_chain_timing(self, service: ServiceID, sample: float, delay: float,
+                            actions: list[dict[str, Any]], samples: int) -> None:
+        """Keep a finished chain's planning sample (the last `samples` per service), its
+        dispatch delay and each action's duration in the engine counters (for /metrics)."""
+        k = self.keys
+        pipe = self.redis.pipeline()
+        pipe.lpush(k.durations(service), round(sample, 4))
+        pipe.ltrim(k.durations(service), 0, samples - 1)
+        pipe.hincrbyfloat(k.engine, "delay_sum", delay)
+        pipe.hincrby(k.engine, "delay_count", 1)
+        for bound in DELAY_BUCKETS:
+            if delay <= bound:
+                pipe.hincrby(k.engine, f"delay_le:{bound:g}", 1)
+        for action in actions:
+            name = f"{service}:{action['action']}"
+            pipe.hincrbyfloat(k.engine, f"action_sum:{name}", float(action.get("duration", 0)))
+            pipe.hincrby(k.engine, f"action_count:{name}", 1)
+        pipe.execute()
+
+    def recent_durations(self) -> dict[ServiceID, list[float]]:
+        """Each service's recent chain planning samples (seconds), newest first."""
+        pipe = self.redis.pipeline()
+        for service in self.config.services:
+            pipe.lrange(self.keys.durations(service.id), 0, -1)
+        return {s.id: [float(x) for x in values]
+                for s, values in zip(self.config.services, pipe.execute(), strict=True)}
+
+    def engine_counters(self) -> dict[str, float]:
+        """The round engine's counters (dispatch delays, action durations, unfinished chains)."""
+        return {k: float(v) for k, v in self.redis.hgetall(self.keys.engine).items()}
+
+    def count_engine(self, **counts: float) -> None:
+        """Add to the engine counters."""
+        pipe = self.redis.pipeline()
+        for name, value in counts.items():
+            pipe.hincrbyfloat(self.keys.engine, name, value)
+        pipe.execute()
 
     def _take_lease(self, key: str, owner: str, seconds: float) -> bool:
         """Take a lease if nobody holds it, or renew it (atomically) if `owner` does."""
@@ -297,31 +429,6 @@ class GameStore:
         """Who holds the ticker lease now, if anyone."""
         return self.redis.get(self.keys.ticker_lease)
 
-    def apply_resume(self, now: float | None = None) -> float:
-        """After a pause, move the current round's start by the pause's length, once per pause.
-
-        Returns the seconds shifted (0 when the game is not running or this pause was applied).
-        """
-        k = self.keys
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(k.state)
-                    raw = pipe.hgetall(k.state)
-                    paused_at = raw.get("paused_at", "")
-                    if raw.get("state") != GameState.RUNNING.value or not paused_at \
-                            or raw.get("pause_applied") == paused_at:
-                        pipe.unwatch()
-                        return 0.0
-                    shift = max(0.0, (now or time.time()) - float(paused_at))
-                    pipe.multi()
-                    pipe.hincrbyfloat(k.state, "round_start", shift)
-                    pipe.hset(k.state, "pause_applied", paused_at)
-                    pipe.execute()
-                    return shift
-                except redis.WatchError:
-                    continue
-
     # -- submission --------------------------------------------------------------
     def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
                     denied: dict[str, int] | None = None) -> list[Any]:
@@ -330,8 +437,8 @@ class GameStore:
         game = self.config.game
         lines = "".join(f"{flag} {victim} {service} {round_}\n" for flag, victim, service, round_ in candidates)
         counts = " ".join(f"{code}={count}" for code, count in (denied or {}).items() if count)
-        return [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime,
-                int(game.require_service_up), lines, counts]
+        up = " ".join(str(code) for code in UP_CODES) if game.require_service_up else ""
+        return [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime, up, lines, counts]
 
     def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
                denied: dict[str, int] | None = None) -> list[str]:
@@ -341,13 +448,17 @@ class GameStore:
         return self._submit(args=self.submit_args(attacker, candidates, denied))
 
     # -- scores and events -------------------------------------------------------------
-    def counters(self) -> dict[tuple[TeamID, ServiceID], dict[str, int]]:
-        """Every box's live counters, zero fields left out."""
-        boxes = [(t.id, s.id) for t in self.config.teams for s in self.config.services]
+    def counters(self, config: GameConfig | None = None) -> dict[tuple[TeamID, ServiceID], dict[str, int]]:
+        """Live counters of every box of the effective game (`config`; default: the game file
+        plus the current admin overrides): disabled teams left out, added teams in; a disabled
+        service keeps what it earned before (it only stops scoring); zero fields left out."""
+        config = self._effective(config)
+        boxes = [(t.id, s.id) for t in config.teams for s in config.services]
         pipe = self.redis.pipeline()
         for team, service in boxes:
             pipe.hgetall(self.keys.box(team, service))
-        return {box: normalize(raw) for box, raw in zip(boxes, pipe.execute(), strict=True) if normalize(raw)}
+        counters = ((box, normalize(raw)) for box, raw in zip(boxes, pipe.execute(), strict=True))
+        return {box: values for box, values in counters if values}
 
     def events(self, stream: str, start: str = "-", batch: int = 10000) -> Iterator[dict[str, str]]:
         """Every event of a stream in order, read in chunks; each has its id under '_id'."""
@@ -412,25 +523,49 @@ class GameStore:
         """Service id -> its first capture {a, v, s, r, t}."""
         return {int(s): json.loads(v) for s, v in self.redis.hgetall(self.keys.first_blood).items()}
 
-    def record_history(self, round_: Round, totals: dict[TeamID, tuple[float, int]]) -> bool:
-        """Keep every team's (total, rank) after round N closed, once; False if already kept."""
-        value = json.dumps({str(t): list(v) for t, v in totals.items()})
-        return bool(self.redis.hsetnx(self.keys.history, str(round_), value))
-
-    def history(self) -> dict[Round, dict[TeamID, tuple[float, int]]]:
-        """Round -> team -> (total, rank) after that round closed."""
+    def history(self, config: GameConfig | None = None) -> dict[Round, dict[TeamID, tuple[float, int]]]:
+        """Round -> team -> (total, rank) right after that round closed, ranked from the
+        counters the close script kept (`config`: the effective game, default the file)."""
+        config = config or self.config
         out = {}
-        for round_, raw in self.redis.hgetall(self.keys.history).items():
-            out[int(round_)] = {int(t): (float(v[0]), int(v[1])) for t, v in json.loads(raw).items()}
+        for field, raw in self.redis.hgetall(self.keys.history).items():
+            round_ = int(field)
+            cached = self._history_cache.get(round_)
+            if cached is None or cached[0] != raw:
+                counters = {_box_key(box): normalize(c) for box, c in json.loads(raw).items()}
+                totals = {row.team: (row.total, row.rank) for row in rank(config, counters)}
+                cached = self._history_cache[round_] = (raw, totals)
+            out[round_] = cached[1]
         return dict(sorted(out.items()))
 
-    def set_override(self, kind: str, item_id: int, values: dict[str, Any], actor: str) -> None:
-        """Store an admin change to a team or service ('team'/'service'), merged into earlier ones."""
-        field = f"{kind}:{item_id}"
-        current = json.loads(self.redis.hget(self.keys.overrides, field) or "{}")
-        current.update(values)
-        self.redis.hset(self.keys.overrides, field, json.dumps(current))
+    def set_override(self, kind: str, item_id: int, values: dict[str, Any], actor: str) -> int:
+        """Store an admin change to a team or service ('team'/'service'), merged into earlier
+        ones, and bump the overrides version in the same transaction; return the new version.
+
+        The first version (of a game, or after a reset) is the clock in milliseconds, so it
+        never repeats one that a process cached before a reset."""
+        k, field = self.keys, f"{kind}:{item_id}"
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(k.overrides, k.overrides_version)
+                    current = json.loads(pipe.hget(k.overrides, field) or "{}")
+                    version = int(pipe.get(k.overrides_version) or 0)
+                    current.update(values)
+                    version = version + 1 if version else int(time.time() * 1000)
+                    pipe.multi()
+                    pipe.hset(k.overrides, field, json.dumps(current))
+                    pipe.set(k.overrides_version, version)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
         self.log_admin("override", actor, kind=kind, id=item_id, values=values)
+        return version
+
+    def overrides_version(self) -> int:
+        """The version of the admin overrides (0 before the first edit)."""
+        return int(self.redis.get(self.keys.overrides_version) or 0)
 
     def overrides(self) -> dict[tuple[str, int], dict[str, Any]]:
         """(kind, id) -> changed fields, as set by admins mid-game."""
@@ -439,6 +574,10 @@ class GameStore:
             kind, item_id = field.split(":")
             out[(kind, int(item_id))] = json.loads(raw)
         return out
+
+    def _effective(self, config: GameConfig | None) -> GameConfig:
+        """`config`, or else the game file with the current admin overrides."""
+        return config if config is not None else apply_overrides(self.config, self.overrides())
 
     def web_value(self, name: str) -> str | None:
         """A web-only setting (e.g. 'admin_hash')."""

@@ -25,7 +25,7 @@ def errors_for(tmp_path, data) -> str:
 def test_defaults_fill_ids_tokens_addresses_and_networks(tmp_path):
     config = load_config(write(tmp_path, game_data("redis://x", teams=2)))
     team = config.team(2)
-    assert team.token == derive_token(config.game.secret, "team2")
+    assert team.token == derive_token(config.game.secret, 2)
     assert team.address == "127.0.2.1"
     assert team.network == "127.0.2.0/24"
     assert [t.name for t in config.playing_teams] == ["team1", "team2"]

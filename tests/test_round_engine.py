@@ -98,7 +98,7 @@ def test_a_killed_worker_process_costs_nothing_and_the_round_still_closes(redis_
     record = store.check_details(1)[(1, 1)]
     assert record["status"] == Status.CHECKER_ERROR, record
     assert "lost" in record["private"]
-    assert store.counters()[(1, 1)] == {"error": 1}  # counted as checker error: no SLA lost
+    assert store.counters()[(1, 1)] == {"error": 1, "rounds": 1}  # not judged: no SLA lost
 
 
 def test_without_workers_every_box_gets_checker_error_and_the_round_closes(redis_server, tmp_path, processes):
@@ -108,7 +108,7 @@ def test_without_workers_every_box_gets_checker_error_and_the_round_closes(redis
     processes.append(start_ticker(path, tmp_path))
     wait_closed(store, 1, 10)
     details = store.check_details(1)
-    assert {box: d["public"] for box, d in details.items()} == {(t, 1): "checker did not run" for t in (1, 2, 3)}
+    assert {box: d["public"] for box, d in details.items()} == {(t, 1): "not checked this round (platform)" for t in (1, 2, 3)}
 
 
 def test_awd_file_mode_without_a_box_is_checker_error_with_a_note(redis_server, tmp_path, processes):
@@ -134,7 +134,7 @@ def test_admin_rerun_replaces_the_box_result_in_the_open_round(redis_server, tmp
     with serving([NotesServer(host(1))]):
         store.set_state(GameState.RUNNING)
         store.open_round(1)
-        store.record_round_check(1, 1, 1, Status.DOWN, "checker did not finish")
+        store.record_check(1, 1, 1, Status.DOWN, "checker did not finish")
         processes.append(start_worker(path, tmp_path, concurrency=1))
         request_rerun(config, 1, 1, 1)  # what the admin's "check now" sends
         wait_until(lambda: store.round_statuses(1).get((1, 1)) == Status.OK, 30)

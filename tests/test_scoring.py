@@ -41,7 +41,7 @@ def test_faust_attack_defense_and_sla_by_hand(make_game):
     assert s[2].defense == pytest.approx(-1)
     assert s[1].sla == pytest.approx(1 * root3)
     assert s[2].sla == pytest.approx(0.5 * root3)
-    assert s[3].sla == 0  # CHECKER_ERROR costs nothing and earns nothing
+    assert s[3].sla == pytest.approx(1 * root3)  # a CHECKER_ERROR round is filled with the box's average
     assert [r.team for r in rank(config, store.counters())] == [1, 2, 3]
 
 
@@ -143,3 +143,105 @@ def test_recompute_from_events_equals_live_to_the_last_digit(make_game, formula,
     for team, row in live.items():
         assert (row.total, row.atk, row.defense, row.sla) == (
             again[team].total, again[team].atk, again[team].defense, again[team].sla)
+
+
+# -- the blame rule: a round the platform could not judge costs nothing, in every formula ---------
+
+FORMULAS = ["faust", "rating", "awd"]
+
+
+def play_statuses(store, plan, rounds, captures=()):
+    """Play `rounds` rounds through the production scripts: plan[team] is a list of statuses
+    per round (None: the box gets no result, unchecked); captures: (round, attacker, victim)."""
+    store.set_state(GameState.RUNNING)
+    subs = Submissions(store)
+    for r in range(1, rounds + 1):
+        store.open_round(r)
+        for round_, attacker, victim in captures:
+            if round_ == r:
+                subs.submit(attacker, [flag_of(store, r, victim, 1)])
+        for team, statuses in plan.items():
+            if statuses[r - 1] is not None:
+                assert store.record_check(r, team, 1, statuses[r - 1])
+        assert store.close_round(r)
+    return scores(store.config, store)
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_checker_error_rounds_cost_nothing_while_down_rounds_do(make_game, formula):
+    """Issue 9 item 2: ten rounds; A always OK, B five CHECKER_ERROR then OK, C five DOWN then OK."""
+    config, store = make_game(teams=4, services=1, scoring={"formula": formula})
+    ok, ce, down = Status.OK, Status.CHECKER_ERROR, Status.DOWN
+    plan = {1: [ok] * 10, 2: [ce] * 5 + [ok] * 5, 3: [down] * 5 + [ok] * 5, 4: [ok] * 10}
+    s = play_statuses(store, plan, 10)
+    assert s[2].sla == pytest.approx(s[1].sla)
+    assert s[3].sla < s[2].sla
+    assert s[2].total == pytest.approx(s[1].total)
+    assert s[3].total < s[2].total
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_a_checker_error_scores_exactly_like_an_unchecked_round_and_down_never_better(make_game, formula):
+    """Property over random games: for a box and round, CHECKER_ERROR == no result at all
+    (every team's score, to the last digit), and DOWN there never scores that box better."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    judged = [Status.OK, Status.RECOVERING, Status.CORRUPT, Status.MUMBLE, Status.DOWN, Status.CHECKER_ERROR]
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def check(data):
+        rounds = data.draw(st.integers(2, 6))
+        plan = {t: data.draw(st.lists(st.sampled_from(judged), min_size=rounds, max_size=rounds)) for t in (1, 2, 3)}
+        captures = data.draw(st.lists(st.tuples(st.integers(1, rounds), st.sampled_from([1, 2, 3]),
+                                                st.sampled_from([1, 2, 3])).filter(lambda c: c[1] != c[2]),
+                                      max_size=6))
+        team, round_ = data.draw(st.sampled_from([1, 2, 3])), data.draw(st.integers(1, rounds))
+        outcomes = {}
+        for variant in (Status.CHECKER_ERROR, None, Status.DOWN):
+            statuses = {t: list(v) for t, v in plan.items()}
+            statuses[team][round_ - 1] = variant
+            _, variant_store = make_game(teams=3, services=1, scoring={"formula": formula})
+            outcomes[variant] = play_statuses(variant_store, statuses, rounds, captures)
+        for t in (1, 2, 3):
+            assert (outcomes[Status.CHECKER_ERROR][t].total, outcomes[Status.CHECKER_ERROR][t].sla) == \
+                   (outcomes[None][t].total, outcomes[None][t].sla)
+        assert outcomes[Status.DOWN][team].total <= outcomes[None][team].total + 1e-9
+        assert outcomes[Status.DOWN][team].sla <= outcomes[None][team].sla + 1e-9
+
+    check()
+
+
+def test_awd_an_old_flag_robs_the_round_it_was_placed_in_once(make_game):
+    """Issue 9 item 5: a flag of round 1 submitted in round 3 shares round 1's points and
+    never robs the victim's round 3 (by then it may have patched)."""
+    config, store = make_game(teams=3, services=1, scoring={"formula": "awd"}, flag_lifetime=5)
+    start_at_round(store, 1)
+    subs = Submissions(store)
+    assert subs.submit(1, [flag_of(store, 1, 3, 1)])[0].points == 100
+    store.open_round(3)
+    late = subs.submit(2, [flag_of(store, 1, 3, 1)])[0]
+    assert late.accepted and late.points == 50  # shares round 1 with team 1
+    again = subs.submit(2, [flag_of(store, 1, 3, 1, slot=1)])[0]
+    assert again.accepted and again.points == 0  # that flag round is robbed once per attacker
+    counters = store.counters()
+    assert counters[(3, 1)]["robbed"] == 1
+    assert counters[(1, 1)]["w:2"] == 1 and counters[(2, 1)]["w:2"] == 1
+    s = scores(config, store)
+    assert s[1].atk == s[2].atk == 50 and s[3].defense == -100
+    captures = list(store.events("capture"))
+    assert [(e["r"], e["fr"]) for e in captures] == [("1", "1"), ("3", "1"), ("3", "1")]
+    counters_again, _ = recomputed(config, store)
+    assert counters_again == store.counters()
+
+
+def test_the_close_script_keeps_the_score_history_without_any_web_node(make_game):
+    """Issue 9 item 8: history is written by the round close itself."""
+    config, store = make_game(teams=3, services=1)
+    s = play_statuses(store, {1: [Status.OK] * 3, 2: [Status.DOWN] * 3, 3: [Status.OK, None, Status.MUMBLE]}, 3,
+                      captures=[(2, 1, 2)])
+    history = store.history()
+    assert sorted(history) == [1, 2, 3]
+    assert history[3] == {team: (row.total, row.rank) for team, row in s.items()}
+    assert history[1][1][0] < history[3][1][0]  # team 1 gained over the rounds

@@ -10,6 +10,7 @@ import requests
 
 from scoreboard.types import GameState, Status
 from tests.game_helpers import flag_of, start_at_round
+from tests.processes import Process
 from tests.web_helpers import ADMIN_PASSWORD, start_web, wait_until
 
 
@@ -76,19 +77,39 @@ def test_pages_need_their_login(web):
     assert session.get(web.url + "/admin/", timeout=5, allow_redirects=False).status_code == 302
 
 
-def test_admin_pause_and_resume_gives_the_round_its_paused_time(web):
-    session, landed = login(web, "admin", ADMIN_PASSWORD)
-    assert landed.endswith("/admin/")
-    start = web.store.state()["round_start"]
-    token = csrf_of(session, web.url + "/admin/")
-    session.post(web.url + "/admin/do/state", data={"action": "pause", "csrf": token}, timeout=5)
-    assert web.store.state()["state"] == GameState.PAUSED
-    time.sleep(0.5)
-    page = session.post(web.url + "/admin/do/state", data={"action": "resume", "csrf": token}, timeout=5).text
-    assert "now running" in page
-    assert web.store.state()["round_start"] >= start + 0.5
-    page = session.post(web.url + "/admin/do/state", data={"action": "start", "csrf": token}, timeout=5).text
-    assert "started already" in page
+def test_admin_pause_and_resume_through_the_api_moves_the_round_end_by_exactly_the_pause(redis_server, tmp_path):
+    """Issue 9 item 3: the admin's pause and resume are requests the running ticker applies;
+    a pause of P seconds makes the round end exactly P later (the round was longer by 2P)."""
+    game = start_web(redis_server.url, tmp_path, round_seconds=6)
+    ticker = Process(["ticker", "-c", str(tmp_path / "web.yml"), "--lease", "1.5"], tmp_path, "ticker").start()
+    auth = ("admin", ADMIN_PASSWORD)
+
+    def act(action):
+        reply = requests.post(game.url + "/admin/api/state", json={"action": action}, auth=auth, timeout=5)
+        assert reply.status_code == 200, reply.text
+        return time.time()
+
+    def opened():
+        return {int(e["r"]): float(e["t"]) for e in game.store.events("round") if e["type"] == "opened"}
+
+    try:
+        act("start")
+        wait_until(lambda: 1 in opened(), 10, "round 1 opened")
+        time.sleep(1)
+        paused_at = act("pause")
+        wait_until(lambda: game.store.state()["state"] == GameState.PAUSED, 5, "paused")
+        reply = requests.post(game.url + "/admin/api/state", json={"action": "pause"}, auth=auth, timeout=5)
+        assert reply.status_code == 409 and "paused" in reply.json()["msg"]
+        time.sleep(2.5)
+        pause = act("resume") - paused_at
+        wait_until(lambda: 2 in opened(), 15, "round 2 opened")
+        longer = opened()[2] - opened()[1] - 6
+        print(f"pause {pause:.2f}s, round 1 lasted {longer:.2f}s longer")
+        assert abs(longer - pause) < 0.5
+        assert [e["to"] for e in game.store.events("admin") if e["type"] == "state"] == ["running", "paused", "running"]
+    finally:
+        ticker.kill()
+        game.stop()
 
 
 def test_admin_announcement_team_edit_and_service_disable(web):

@@ -2,18 +2,21 @@
 -- Each accepted flag moves its attack score in the same step and is appended to the
 -- capture stream. The caller has already checked format, MAC, own flag and NOP team.
 --
--- ARGV: prefix, attacker, formula, lifetime, require_up, then the flags as one string of
+-- ARGV: prefix, attacker, formula, lifetime, the status codes that count as up when the
+--       attacker's service must be up to submit ("" when not required), then the flags as one string of
 --       lines "flag victim service flag_round\n" (one argument: cheap to send and parse),
 --       then "verdict=count ..." of the flags the caller already denied (counted, not streamed).
 -- Returns one entry per flag: "A:<n>" accepted (n: capture count for faust, points moved
--- for rating, attackers of that box this round for awd), or a denial code:
+-- for rating, robbers of that box's flag round for awd, 0 when the attacker had robbed it), or a denial code:
 -- "D" duplicate, "O" too old, "I" invalid, "N" not started, "P" paused, "X" over,
 -- "S" attacker's service not up.
 local p = ARGV[1]
 local attacker = ARGV[2]
 local formula = ARGV[3]
 local lifetime = tonumber(ARGV[4])
-local require_up = ARGV[5] == "1"
+local up_codes = {}
+for code in string.gmatch(ARGV[5], "%d+") do up_codes[code] = true end
+local require_up = ARGV[5] ~= ""
 
 local state = redis.call("HMGET", p .. "state", "state", "round")
 local out = {}
@@ -75,7 +78,7 @@ end
 -- The attacker's own box of this service is up (or not yet checked).
 local function service_up(service)
   local st = redis.call("HGET", p .. "live_status", attacker .. ":" .. service)
-  return (not st) or st == "101" or st == "105"
+  return (not st) or up_codes[st] == true
 end
 
 local accepted = 0
@@ -116,8 +119,8 @@ for i = 1, n do
         redis.call("HINCRBY", att_key, "captured", 1)
         if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
         amount = delta
-      else -- awd: a box's points this round are shared by all who stole from it
-        local robbers = p .. "awd:" .. round .. ":" .. victim .. ":" .. service
+      else -- awd: a box's points for a flag round are shared by all who stole that round's flags
+        local robbers = p .. "awd:" .. flag_round .. ":" .. victim .. ":" .. service
         if redis.call("SADD", robbers, attacker) == 1 then
           local k = redis.call("SCARD", robbers)
           shift(robbers, attacker, "w:", k, service)
@@ -131,7 +134,7 @@ for i = 1, n do
         if c == 1 then redis.call("HINCRBY", vic_key, "lost", 1) end
       end
       redis.call("XADD", p .. "ev:capture", "*", "a", attacker, "v", victim, "s", service,
-        "r", round, "f", flag)
+        "r", round, "fr", flag_round, "f", flag)
       accepted = accepted + 1
       out[i] = "A:" .. amount
     end

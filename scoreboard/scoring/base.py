@@ -41,6 +41,10 @@ class Formula(Protocol):
         """A team's total from its services' parts."""
         ...
 
+    def capture_points(self, amount: int, ctx: ScoreContext) -> float:
+        """Points shown to a submitter for an accepted flag, from the submit script's amount."""
+        ...
+
 
 def flag_counts(counters: Counters) -> tuple[int, int]:
     """(flags captured, own flags lost) of a box; faust keeps them only as histogram sums."""

@@ -7,8 +7,9 @@ d is (attacker points - victim points) cut to a bucket of ``STEP`` points and cl
 equal teams move scale/2. A victim never goes below zero (it loses at most what it has,
 and the attacker gains exactly what the victim lost). The table of deltas is computed
 once, stored in Redis and read by the submit script, so Lua does no floating point.
-A team's total is sum over services of points * SLA ratio, where the ratio is the
-share of counted rounds the box was OK or RECOVERING (1 before any round is counted).
+A team's total is sum over services of points * SLA ratio, where the ratio is the credit
+per judged round (OK and RECOVERING 1, see policy.RULES; 1 before any judged round), so
+a round that was not judged (checker error) changes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 
 from ..config import RatingScoring
 from .base import Counters, Parts, ScoreContext
+from .policy import sla_ratio
 
 STEP = 10
 LIMIT = 200
@@ -36,21 +38,17 @@ def points_moved(table: dict[int, int], attacker_pts: int, victim_pts: int) -> i
     return min(table[bucket], victim_pts)
 
 
-def sla_ratio(counters: Counters) -> float:
-    """Share of counted rounds a box was up."""
-    counted = int(counters.get("counted", 0))
-    if not counted:
-        return 1.0
-    return (int(counters.get("ok", 0)) + int(counters.get("rec", 0))) / counted
-
-
 class RatingFormula:
     name = "rating"
 
     def parts(self, counters: Counters, ctx: ScoreContext) -> Parts:
         points = int(counters.get("pts", ctx.scoring.rating.initial))
-        ratio = sla_ratio(counters)
-        return Parts(float(points), 0.0, ratio, points * ratio)
+        ratio = sla_ratio(counters, "rating")
+        return Parts(float(points), 0.0, float(ratio), float(points * ratio))
+
+    def capture_points(self, amount: int, ctx: ScoreContext) -> float:
+        """Points a capture moved (the submit script reports them)."""
+        return float(amount)
 
     def combine(self, per_service: list[Parts], ctx: ScoreContext) -> float:
         return math.fsum(p.total for p in per_service)

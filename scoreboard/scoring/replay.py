@@ -11,12 +11,10 @@ from collections.abc import Iterable, Mapping
 
 from ..config import Scoring
 from .base import Counters
+from .policy import rule
 from .rating import delta_table, points_moved
 
 Box = tuple[int, int]
-_FIELD = {"101": "ok", "105": "rec", "102": "corrupt", "103": "mumble", "104": "down", "110": "error"}
-_UP = {"101", "105"}
-_DOWN = {"102", "103", "104"}
 
 
 class Replay:
@@ -33,7 +31,7 @@ class Replay:
         return self.counters[(int(team), int(service))]
 
     def capture(self, event: Mapping[str, str]) -> None:
-        """Apply one accepted flag (fields a, v, s, r, f of ev:capture)."""
+        """Apply one accepted flag (fields a, v, s, r, fr, f of ev:capture)."""
         att, vic, svc, flag = event["a"], event["v"], event["s"], event["f"]
         attacker, victim = self._box(att, svc), self._box(vic, svc)
         previous = self._capturers.setdefault(flag, [])
@@ -56,7 +54,7 @@ class Replay:
             delta = points_moved(self._table, att_pts, vic_pts)
             attacker["pts"], victim["pts"] = att_pts + delta, vic_pts - delta
         else:
-            robbers = self._robbers.setdefault((event["r"], vic, svc), [])
+            robbers = self._robbers.setdefault((event.get("fr", event["r"]), vic, svc), [])
             if att not in robbers:
                 robbers.append(att)
                 k = len(robbers)
@@ -73,25 +71,26 @@ class Replay:
                 box[f"{prefix}{k}"] += 1
 
     def close(self, event: Mapping[str, str]) -> None:
-        """Apply one round close (field boxes: "team:service=code ...")."""
+        """Apply one round close (field boxes: "team:service=code ...", code 0 unchecked)."""
         ups: dict[str, list[defaultdict[str, int]]] = defaultdict(list)
-        downs: dict[str, int] = defaultdict(int)
+        payers: dict[str, int] = defaultdict(int)
         for item in event.get("boxes", "").split():
             box, code = item.split("=")
             team, service = box.split(":")
             counters = self._box(team, service)
-            if code in _FIELD:
-                counters[_FIELD[code]] += 1
-                if code != "110":
-                    counters["counted"] += 1
+            status = rule(code)
+            counters[status.field] += 1
+            counters["rounds"] += 1
+            if status.judged:
+                counters["counted"] += 1
             ups[service]
-            if code in _UP:
+            if status.awd == "share":
                 ups[service].append(counters)
-            elif code in _DOWN:
-                downs[service] += 1
+            elif status.awd == "pay":
+                payers[service] += 1
                 counters["dn"] += 1
         for service, boxes in ups.items():
-            nd, nu = downs[service], len(boxes)
+            nd, nu = payers[service], len(boxes)
             if nd and nu:
                 for counters in boxes:
                     counters[f"u:{nd}:{nu}"] += 1

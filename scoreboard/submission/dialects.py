@@ -18,6 +18,8 @@ _FAUST_CODES = {
     Verdict.OLD: "OLD",
     Verdict.INVALID: "INV",
     Verdict.NOP: "INV",
+    Verdict.NOP_SUBMITTER: "ERR",  # not the flag's fault
+    Verdict.UNKNOWN_TEAM: "ERR",
 }
 
 

@@ -1,7 +1,8 @@
 """The judge: what a flag is worth before and after Redis decides.
 
-`Judge.prepare` does every check that needs no state (format, MAC, own flag, NOP team,
-unknown team or service) and lists the rest for the submit script; `Judge.finish` merges
+`Judge.prepare` does every check that needs no state (an unknown or disabled submitter,
+the NOP team submitting, format, MAC, own flag, NOP team's flag, unknown team or disabled
+service) and lists the rest for the submit script; `Judge.finish` merges
 the script's answers back in order. Both are pure; callers do the I/O.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..config import GameConfig
 from ..flags import FlagCodec, FlagError
+from ..scoring import ScoreContext, formula_for
 from ..types import TeamID
 from .verdicts import LUA_CODES, Result, Verdict
 
@@ -31,11 +33,14 @@ class Batch:
 
 
 class Judge:
-    """Pre- and post-processing of submissions for one game."""
+    """Pre- and post-processing of submissions for one game (build it from the effective
+    game: `PerVersion(game, Judge)` follows the admins' edits)."""
 
     def __init__(self, config: GameConfig) -> None:
         self.config = config
         self.codec = FlagCodec(config.game.secret, config.game.flag_prefix)
+        self.formula = formula_for(config.game.scoring.formula)
+        self.score_context = ScoreContext(config.game.scoring, active_teams=len(config.playing_teams))
         self.nop_teams = {t.id for t in config.teams if t.nop}
         self.team_ids = {t.id for t in config.teams}
         self.service_ids = {s.id for s in config.services if s.enabled}
@@ -45,6 +50,10 @@ class Judge:
 
         Flags from position ``granted`` on (past the team's rate budget) are denied.
         """
+        if attacker not in self.team_ids:  # disabled mid-session, or never a team
+            return Batch(attacker, [Result(Verdict.UNKNOWN_TEAM)] * len(flags))
+        if attacker in self.nop_teams:
+            return Batch(attacker, [Result(Verdict.NOP_SUBMITTER)] * len(flags))
         batch = Batch(attacker, [None] * len(flags))
         for index, flag in enumerate(flags):
             if granted is not None and index >= granted:
@@ -81,12 +90,5 @@ class Judge:
     def _result(self, answer: str) -> Result:
         if not answer.startswith("A:"):
             return Result(LUA_CODES.get(answer, Verdict.ERROR))
-        amount = int(answer[2:])
-        scoring = self.config.game.scoring
-        if scoring.formula == "faust":
-            points = (1 + 1 / amount) * scoring.faust.atk_weight
-        elif scoring.formula == "rating":
-            points = float(amount)
-        else:
-            points = scoring.awd.attack_points / amount if amount else 0.0
+        points = self.formula.capture_points(int(answer[2:]), self.score_context)
         return Result(Verdict.ACCEPTED, round(points, 2))

@@ -6,6 +6,7 @@ import logging
 
 import redis
 
+from ..effective import EffectiveGame, PerVersion
 from ..store import GameStore
 from ..types import TeamID
 from .judge import Judge
@@ -16,19 +17,21 @@ log = logging.getLogger("adrange.submit")
 
 
 class Submissions:
-    """Judge + rate limit + submit script, over a sync store."""
+    """Judge (of the effective game: `game`, or one following the store) + rate limit +
+    submit script, over a sync store."""
 
-    def __init__(self, store: GameStore) -> None:
+    def __init__(self, store: GameStore, game: EffectiveGame | None = None) -> None:
         self.store = store
-        self.judge = Judge(store.config)
+        self.judges = PerVersion(game or EffectiveGame(store), Judge)
         self.rate = RateLimiter(store.config.submission.limits.rate_per_team)
 
     def submit(self, team: TeamID, flags: list[str]) -> list[Result]:
         """Verdicts for one team's flags, in order; flags past the team's rate are denied."""
-        batch = self.judge.prepare(team, flags, self.rate.take(team, len(flags)))
+        judge = self.judges.get()
+        batch = judge.prepare(team, flags, self.rate.take(team, len(flags)))
         try:
             answers = self.store.submit(team, batch.candidates, batch.denied())
         except redis.RedisError:
             log.exception("submit script failed")
-            return self.judge.failed(batch)
-        return self.judge.finish(batch, answers)
+            return judge.failed(batch)
+        return judge.finish(batch, answers)

@@ -4,6 +4,10 @@ Reads whatever a client sends, answers every complete line in order with one wri
 read, and runs one submit script call per read, so a farm that sends its whole batch in
 one segment gets its answers at once. Limits (line length, per-team rate, connections
 per source, idle timeout, lockout after wrong tokens) answer or close; nothing a client sends can stop the server.
+
+Teams, tokens, networks and services come from the effective game (admin edits included),
+which a background task re-reads every `FOLLOW_SECONDS`: a flag batch costs one Redis call,
+the submit script. An address-identified session finds its team again on every read.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 
 from ..config import GameConfig
+from ..effective import EffectiveGame, PerVersion
 from ..store import AsyncSubmitter, GameStore, connect_async
 from ..teams import TeamDirectory
 from ..types import TeamID
@@ -27,6 +33,7 @@ _UNPRINTABLE = re.compile(r"[^\x21-\x7e]")  # spaces too: the echo is the reply'
 READ_SIZE = 65536
 WRITE_TIMEOUT = 10.0
 TOKEN_LOCKED = b"Too many invalid team tokens from your address, try again later\n"
+FOLLOW_SECONDS = 1.0
 
 
 def printable(raw: bytes, limit: int) -> str:
@@ -40,18 +47,22 @@ class SubmissionServer:
     def __init__(self, config: GameConfig, submitter: AsyncSubmitter) -> None:
         self.config = config
         self.limits = config.submission.limits
-        self.judge = Judge(config)
-        self.teams = TeamDirectory(config)
+        self.game = EffectiveGame(submitter.store, max_age=math.inf)  # refreshed by _follow_game only
+        self.judges = PerVersion(self.game, Judge)
+        self.teams = PerVersion(self.game, TeamDirectory)
         self.submitter = submitter
         self.rate = RateLimiter(self.limits.rate_per_team)
         self.connections = ConnectionCounter(self.limits.connections_per_source)
         self.token_guard = TokenGuard(self.limits.token_failures, self.limits.token_lockout)
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions: set[asyncio.Task[None]] = set()
+        self._follower: asyncio.Task[None] | None = None
 
     async def start(self, ports: dict[str, int] | None = None) -> dict[str, int]:
         """Listen on each configured dialect port; return dialect -> bound port."""
         sub = self.config.submission
+        await asyncio.to_thread(self.game.refresh)
+        self._follower = asyncio.create_task(self._follow_game())
         wanted = ports if ports is not None else {
             "faust": sub.faust_port, "ructf": sub.ructf_port, "forcad": sub.forcad_port}
         bound = {}
@@ -68,13 +79,23 @@ class SubmissionServer:
 
     async def close(self) -> None:
         """Stop listening and end every open session."""
+        tasks = [*self.sessions, *([self._follower] if self._follower else [])]
         for server in self.servers:
             server.close()
-        for task in list(self.sessions):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.sessions, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in self.servers:
             await server.wait_closed()
+
+    async def _follow_game(self) -> None:
+        """Re-read the effective game every FOLLOW_SECONDS, off the event loop."""
+        while True:
+            await asyncio.sleep(FOLLOW_SECONDS)
+            try:
+                await asyncio.to_thread(self.game.refresh)
+            except Exception:  # a bug here must not freeze the game as it is
+                log.exception("reading the effective game failed")
 
     async def handle(self, dialect: Dialect, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client connection, start to end; never raises."""
@@ -102,7 +123,7 @@ class SubmissionServer:
         writer.write(dialect.greeting)
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
         buffer = b""
-        team: TeamID | None
+        team: TeamID | None = None
         if dialect.by_token:
             line, buffer = await self._read_line(reader, buffer)
             if line is None:
@@ -111,15 +132,13 @@ class SubmissionServer:
                 writer.write(TOKEN_LOCKED)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 return
-            team = self.teams.by_token(line.strip().decode("utf-8", "replace"))
+            team = self.teams.get().by_token(line.strip().decode("utf-8", "replace"))
             self.token_guard.record(source, team is not None, f"team token on {dialect.name}")
             if team is None:
                 writer.write(dialect.token_bad)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 return
             writer.write(dialect.token_ok)
-        else:
-            team = self.teams.by_address(source)
         while True:
             if b"\n" not in buffer:
                 chunk = await asyncio.wait_for(reader.read(READ_SIZE), self.limits.idle_timeout)
@@ -136,6 +155,8 @@ class SubmissionServer:
                         break
             flags = [line.strip() for line in lines if line.strip()]
             if flags:
+                if not dialect.by_token:  # added, disabled or readdressed since the last read
+                    team = self.teams.get().by_address(source)
                 replies = await self.answer(dialect, team, flags)
                 writer.write(replies)
             if too_long and not ended:
@@ -167,13 +188,14 @@ class SubmissionServer:
             return [Result(Verdict.UNKNOWN_TEAM)] * len(flags)
         limit = self.limits.line_length
         flags = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
-        batch = self.judge.prepare(team, flags, self.rate.take(team, len(flags)))
+        judge = self.judges.get()
+        batch = judge.prepare(team, flags, self.rate.take(team, len(flags)))
         try:
             answers = await self.submitter.submit(team, batch.candidates, batch.denied())
         except Exception:
             log.exception("submit script failed")
-            return self.judge.failed(batch)
-        return self.judge.finish(batch, answers)
+            return judge.failed(batch)
+        return judge.finish(batch, answers)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -15,6 +15,7 @@ class Verdict(enum.Enum):
     OLD = "old"
     DUPLICATE = "duplicate"
     NOP = "nop"
+    NOP_SUBMITTER = "nop_submitter"
     NOT_STARTED = "not_started"
     PAUSED = "paused"
     OVER = "over"
@@ -30,6 +31,7 @@ TEXTS = {
     Verdict.OLD: "Denied: flag is too old",
     Verdict.DUPLICATE: "Denied: you already submitted this flag",
     Verdict.NOP: "Denied: invalid flag (NOP team)",
+    Verdict.NOP_SUBMITTER: "Denied: the NOP team cannot submit flags",
     Verdict.NOT_STARTED: "Game not started",
     Verdict.PAUSED: "Game paused, try again later",
     Verdict.OVER: "Game over",

@@ -9,21 +9,25 @@ Every action is logged to the admin stream.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import ipaddress
+import math
+import re
 import time
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 
 from ..check_requests import request_rerun
-from ..store import StateError
+from ..config import Team, derive_token
+from ..effective import apply_overrides, disabled_teams
 from ..types import GameState, Status
 from .auth import admin_password_ok, admin_required, ensure_admin_password
-from .context import board_data, game_config, game_store, json_body
-from .overrides import apply_overrides, disabled_teams
+from .context import board_data, effective_game, game_config, game_store, json_body
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 CHECK_ROUNDS = 10
+MAX_TEAM_ID = 4095  # flags carry 12 bits of team id
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class ActionError(Exception):
@@ -32,66 +36,131 @@ class ActionError(Exception):
 
 # -- actions (shared by forms and the JSON API) -----------------------------------------
 def change_state(action: str) -> str:
-    """start, pause, resume or stop the game; resume gives the round back its paused time."""
+    """Ask the ticker (the clock's only owner) to start, pause, resume or stop the game; it
+    applies the request at its next step (well within a second while it runs)."""
     store = game_store()
-    targets = {"start": GameState.RUNNING, "pause": GameState.PAUSED, "resume": GameState.RUNNING,
-               "stop": GameState.OVER}
-    if action not in targets:
+    if action not in ("start", "pause", "resume", "stop"):
         raise ActionError(f"unknown action {action!r}: use start, pause, resume or stop")
-    state = store.state()
-    if action == "resume":
-        if state["state"] != GameState.PAUSED:
-            raise ActionError("the game is not paused")
-        store.shift_round_start(time.time() - state["paused_at"])
-    if action == "start" and state["state"] != GameState.NOT_STARTED:
-        raise ActionError("the game has started already (use resume after a pause)")
-    try:
-        store.set_state(targets[action], actor="admin", reason=action)
-    except StateError as exc:
-        raise ActionError(str(exc)) from None
-    return f"game {action}: now {targets[action].value}"
+    state = store.state()["state"]
+    allowed = {"start": {GameState.NOT_STARTED}, "pause": {GameState.RUNNING},
+               "resume": {GameState.PAUSED}, "stop": {GameState.NOT_STARTED, GameState.RUNNING, GameState.PAUSED}}
+    if state not in allowed[action]:
+        raise ActionError(f"cannot {action} the game: it is {state.value}")
+    store.request_state(action, "admin")
+    if store.ticker_lease_holder() is None:
+        return f"{action} requested; no ticker is running: it takes effect when one starts"
+    return f"{action} requested: the ticker applies it within a second"
 
 
-def _epoch(value: Any) -> float | None:
+# Scheduled times must lie in these years (anything else is a typo or hostile input).
+SCHEDULE_YEARS = (2000, 2100)
+
+
+def _epoch(name: str, value: Any) -> float | None:
     if value in (None, ""):
         return None
+    if isinstance(value, bool):
+        raise ActionError(f"{name}: not a time: {value!r}")
     if isinstance(value, int | float):
-        return float(value)
-    try:
-        return dt.datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        raise ActionError(f"not a time: {value!r} (use ISO 8601, e.g. 2025-01-01T10:00)") from None
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ActionError(f"{name}: not a time: {value!r} (use ISO 8601, e.g. 2025-01-01T10:00)") from None
+        seconds = parsed.timestamp()
+    else:
+        raise ActionError(f"{name}: not a time: {value!r} (use ISO 8601 text or epoch seconds)")
+    low, high = (dt.datetime(year, 1, 1, tzinfo=dt.UTC).timestamp() for year in SCHEDULE_YEARS)
+    if not math.isfinite(seconds) or not low <= seconds < high:
+        raise ActionError(f"{name}: {value!r} is not a time between {SCHEDULE_YEARS[0]} and {SCHEDULE_YEARS[1]}")
+    return seconds
 
 
 def set_schedule(start: Any, stop: Any) -> str:
-    """Start and/or stop the game automatically at these times (ISO text or epoch seconds)."""
-    schedule = {"start": _epoch(start), "stop": _epoch(stop)}
-    game_store().set_web_value("schedule", json.dumps(schedule))
-    game_store().log_admin("schedule", "admin", **schedule)
-    return "schedule saved"
+    """Start and/or stop the game automatically at these times (ISO text or epoch seconds);
+    the ticker applies them."""
+    begin, end = _epoch("start", start), _epoch("stop", stop)
+    if begin is not None and end is not None and end <= begin:
+        raise ActionError("stop must be after start")
+    if end is not None and end <= time.time():
+        raise ActionError("stop must be in the future (use stop to end the game now)")
+    game_store().set_schedule(begin, end, "admin")
+    return "schedule saved: the ticker starts and stops the game at these times"
 
 
 def save_team(values: dict[str, Any]) -> str:
-    """Edit a team (id given) or add one (no id): name, address, disabled."""
-    config = board_data().config()
-    changes = {k: values[k] for k in ("name", "address") if values.get(k)}
+    """Edit a team (id given: name, address, disabled) or add one (no id: name, optional
+    address and token). Every process plays the change within about a second: the judge,
+    the submission servers, the checkers (a new address) and the board. Token and SSH
+    password derive from the team id, so a rename changes neither."""
+    teams = _all_teams()
+    name, address, token = (_text_field(values, key) for key in ("name", "address", "token"))
+    changes: dict[str, Any] = {}
+    if values.get("id"):
+        team_id = _team_id(values["id"])
+        if team_id not in {t.id for t in teams}:
+            raise ActionError(f"no team with id {team_id}")
+        if token is not None:
+            raise ActionError("a team's token cannot be changed; only a new team may be given one")
+    else:
+        if name is None:
+            raise ActionError("a new team needs a name")
+        team_id = max(t.id for t in teams) + 1
+        if team_id > MAX_TEAM_ID:
+            raise ActionError(f"no team id left (at most {MAX_TEAM_ID})")
+        changes["new"] = True
+    others = [t for t in teams if t.id != team_id]
+    if name is not None:
+        if not 1 <= len(name) <= 64:
+            raise ActionError("a team name needs 1 to 64 characters")
+        if name in {t.name for t in others}:
+            raise ActionError(f"team name {name!r} is taken")
+        changes["name"] = name
+    if address is not None:
+        if not _is_host(address):
+            raise ActionError(f"address {address!r} is neither a host name nor an IP address")
+        changes["address"] = address
+    if token is not None:
+        if len(token) < 8:
+            raise ActionError("a team token needs at least 8 characters")
+        if token in {t.token for t in others}:
+            raise ActionError("that token belongs to another team")
+        changes["token"] = token
     if "disabled" in values:
         changes["disabled"] = values["disabled"] in (True, "1", "on", "true")
-    if values.get("id"):
-        team_id = int(values["id"])
-        if team_id not in {t.id for t in game_config().teams} and ("team", team_id) not in game_store().overrides():
-            raise ActionError(f"no team with id {team_id}")
-    else:
-        if not changes.get("name"):
-            raise ActionError("a new team needs a name")
-        if changes["name"] in {t.name for t in config.teams}:
-            raise ActionError(f"team name {changes['name']!r} is taken")
-        team_id = max(t.id for t in _all_teams()) + 1
-        changes["new"] = True
-        if values.get("token"):
-            changes["token"] = values["token"]
     game_store().set_override("team", team_id, changes, "admin")
+    if changes.get("new"):
+        return f"team {team_id} added, token {token or derive_token(game_config().game.secret, team_id)}"
     return f"team {team_id} saved"
+
+
+def _text_field(values: dict[str, Any], key: str) -> str | None:
+    """A text field without surrounding white space; None when absent or empty."""
+    value = values.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ActionError(f"{key} must be text")
+    return value.strip()
+
+
+def _team_id(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ActionError(f"a team id is a number, not {value!r}") from None
+
+
+def _is_host(text: str) -> bool:
+    """An IP address, or a host name of letters, digits and '-' labels (not all-numeric)."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        labels = text.removesuffix(".").split(".")
+        return (len(text) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+                and not labels[-1].isdigit())
 
 
 def save_service(values: dict[str, Any]) -> str:
@@ -151,9 +220,18 @@ def reset_game(confirm: str) -> str:
     return "game reset"
 
 
-def _all_teams():
+def _all_teams() -> list[Team]:
+    """Every team as admins changed it, disabled ones included, from the overrides as they
+    are now (not a cached effective game: two quick edits must see each other)."""
     overrides = {k: {f: v for f, v in vals.items() if f != "disabled"} for k, vals in game_store().overrides().items()}
     return apply_overrides(game_config(), overrides).teams
+
+
+def _last_values(form: Any) -> dict[str, Any]:
+    """Fields with their last value (a checked box comes after its hidden default "0");
+    a JSON object as it is."""
+    getlist = getattr(form, "getlist", None)
+    return {key: getlist(key)[-1] for key in form} if getlist else dict(form)
 
 
 # -- pages ---------------------------------------------------------------------------------
@@ -184,7 +262,7 @@ def panel():
     """State, schedule, teams, services, announcements, checker logs, reset."""
     ensure_admin_password(game_config(), game_store())
     data = board_data()
-    schedule = json.loads(game_store().web_value("schedule") or "{}")
+    schedule = game_store().schedule()
     return render_template(
         "admin.html", game=game_config().game.name, board=data.snapshot(public=False), teams=_all_teams(),
         disabled=disabled_teams(game_store().overrides()), services=game_config().services,
@@ -204,7 +282,7 @@ def checks():
 _FORM_ACTIONS = {
     "state": lambda f: change_state(f.get("action", "")),
     "schedule": lambda f: set_schedule(f.get("start"), f.get("stop")),
-    "team": lambda f: save_team(dict(f)),
+    "team": lambda f: save_team(_last_values(f)),
     "service": lambda f: save_service(dict(f)),
     "announce": lambda f: announce(f.get("text", "")),
     "rerun": lambda f: rerun_check(int(f.get("team", 0)), int(f.get("service", 0))),
@@ -224,6 +302,14 @@ def do(name: str):
     except (ActionError, ValueError) as exc:
         session["error"] = str(exc)
     return redirect(url_for("admin.panel"))
+
+
+@admin.after_request
+def _show_own_edits(response: Any) -> Any:
+    """After an admin action this node reads the effective game at once (others within a second)."""
+    if request.method == "POST":
+        effective_game().refresh()
+    return response
 
 
 # -- JSON API --------------------------------------------------------------------------------

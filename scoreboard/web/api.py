@@ -133,7 +133,7 @@ def team_view(team: TeamID) -> dict[str, Any]:
     data = board_data()
     config = data.config()
     matrix = data.matrix(public=False)
-    counters = game_store().counters()
+    counters = game_store().counters(config)
     boxes = []
     for service in config.services:
         if not service.enabled:

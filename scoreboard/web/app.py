@@ -11,6 +11,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..config import GameConfig
+from ..effective import EffectiveGame, PerVersion
 from ..store import GameStore
 from ..submission.sync import Submissions
 from ..teams import TeamDirectory
@@ -35,8 +36,10 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
     store = store or GameStore(config)
     store.init()
     app.extensions["adrange.store"] = store
-    app.extensions["adrange.submissions"] = (Submissions(store), TeamDirectory(config))
-    data = BoardData(config, store)
+    game = EffectiveGame(store)  # admin edits show within a second on every node
+    app.extensions["adrange.game"] = game
+    app.extensions["adrange.submissions"] = (Submissions(store, game), PerVersion(game, TeamDirectory))
+    data = BoardData(config, store, game)
     app.extensions["adrange.board"] = data
     ensure_admin_password(config, store)
 

@@ -29,9 +29,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..config import GameConfig
 from ..store import GameStore
 from ..submission.limits import TokenGuard
-from ..teams import TeamDirectory
 from ..types import TeamID
-from .context import board_data, game_config, game_store
+from .context import board_data, game_config, game_store, submissions
 
 log = logging.getLogger("adrange.web")
 
@@ -95,13 +94,14 @@ def is_admin() -> bool:
 
 def team_by_token(token: str | None) -> TeamID | None:
     """The team holding a token (admin-added teams included); wrong ones count as guesses."""
-    team = TeamDirectory(board_data().config()).by_token(token)
+    team = submissions()[1].by_token(token)
     record_credential(team is not None, "team token")
     return team
 
 
 def current_team() -> TeamID | None:
-    """The team of the X-Team-Token header or of the portal session."""
+    """The team of the X-Team-Token header or of the portal session (a team disabled since
+    it logged in has none)."""
     header = request.headers.get("X-Team-Token")
     if header is not None:
         return team_by_token(header)

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import GameConfig
+from ..effective import EffectiveGame
 from ..ranking import TeamRow, rank
 from ..scoring.base import flag_counts
+from ..scoring.policy import sla_ratio
 from ..scoring.replay import replay
 from ..store import GameStore
 from ..types import Round, ServiceID, Status, TeamID
-from .overrides import apply_overrides
 
 RECENT_ATTACKS = 30
 HISTORY_TEAMS = 8
@@ -39,30 +40,27 @@ def attack_of(event: dict[str, str]) -> dict[str, Any]:
 
 
 def sla_percent(counters: dict[str, int]) -> float | None:
-    """Share of counted rounds a box was up, in percent (None before any counted round)."""
-    counted = counters.get("counted", 0)
-    return round(100 * (counters.get("ok", 0) + counters.get("rec", 0)) / counted, 1) if counted else None
+    """Share of judged rounds a box was up, in percent (None before any judged round)."""
+    if not counters.get("counted", 0):
+        return None
+    return round(float(100 * sla_ratio(counters, "rating")), 1)
 
 
 class BoardData:
     """Builds board pieces for one game from its store."""
 
-    def __init__(self, config: GameConfig, store: GameStore) -> None:
+    def __init__(self, config: GameConfig, store: GameStore, game: EffectiveGame | None = None) -> None:
         self.base = config
         self.store = store
+        self.game = game or EffectiveGame(store)
         self._frozen: dict[str, Any] | None = None
-        self._config_cache: tuple[str, GameConfig] = ("", config)
         self._public: tuple[float, dict[str, Any]] = (0.0, {})
         self._public_lock = threading.Lock()
 
     # -- the game as admins changed it --------------------------------------------------
     def config(self) -> GameConfig:
-        """The game file with admin overrides applied (cached until the overrides change)."""
-        overrides = self.store.overrides()
-        marker = repr(sorted(overrides.items()))
-        if marker != self._config_cache[0]:
-            self._config_cache = (marker, apply_overrides(self.base, overrides))
-        return self._config_cache[1]
+        """The game file with admin overrides applied (the shared `EffectiveGame`)."""
+        return self.game.current()
 
     # -- freeze ---------------------------------------------------------------------------
     def freeze_time(self) -> float | None:
@@ -100,7 +98,7 @@ class BoardData:
                 "checks": statuses,
                 "attacks": [attack_of(e) for e in reversed(captures[-RECENT_ATTACKS:])],
                 "first_bloods": bloods,
-                "history": {r: v for r, v in self.store.history().items() if r in set(closed)},
+                "history": {r: v for r, v in self.store.history(self.config()).items() if r in set(closed)},
             }
         return self._frozen
 
@@ -125,7 +123,7 @@ class BoardData:
             view = self._frozen_view()
             counters, history = view["counters"], view["history"]
         else:
-            counters, history = self.store.counters(), self.store.history()
+            counters, history = self.store.counters(config), self.store.history(config)
         rows = rank(config, counters)
         previous = _previous_ranks(history)
         return [_row_json(row, counters, previous) for row in rows]
@@ -165,7 +163,7 @@ class BoardData:
 
     def history(self, ranking: list[dict[str, Any]], public: bool = True) -> dict[str, Any]:
         """Totals per closed round for the leading teams, for the score chart."""
-        history = self._frozen_view()["history"] if public and self.frozen() else self.store.history()
+        history = self._frozen_view()["history"] if public and self.frozen() else self.store.history(self.config())
         rounds = sorted(history)
         series = []
         for row in ranking[:HISTORY_TEAMS]:
@@ -201,10 +199,6 @@ class BoardData:
                 board = self.snapshot(public=True)
                 self._public = (time.monotonic(), board)
             return board
-
-    def history_totals(self) -> dict[TeamID, tuple[float, int]]:
-        """Every team's (total, rank) now, to keep after a round closes."""
-        return {row.team: (row.total, row.rank) for row in rank(self.config(), self.store.counters())}
 
 
 def _previous_ranks(history: dict[Round, dict[TeamID, tuple[float, int]]]) -> dict[TeamID, int]:

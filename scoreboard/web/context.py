@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app, request
 
 from ..config import GameConfig
+from ..effective import EffectiveGame
 from ..store import GameStore
 from ..submission.sync import Submissions
 from ..teams import TeamDirectory
@@ -15,8 +16,13 @@ from .board_data import BoardData
 
 
 def game_config() -> GameConfig:
-    """The game this app serves."""
+    """The game file this app serves (without admin edits: see `effective_game`)."""
     return current_app.extensions["adrange.config"]
+
+
+def effective_game() -> EffectiveGame:
+    """The game file plus admin overrides, shared by everything this app serves."""
+    return current_app.extensions["adrange.game"]
 
 
 def game_store() -> GameStore:
@@ -30,8 +36,10 @@ def board_data() -> BoardData:
 
 
 def submissions() -> tuple[Submissions, TeamDirectory]:
-    """The shared judge/rate limiter and token directory (same ones PUT /flags uses)."""
-    return current_app.extensions["adrange.submissions"]
+    """The shared judge/rate limiter and the token directory of the effective game (the
+    ones PUT /flags, the portal and the team APIs use)."""
+    subs, directory = current_app.extensions["adrange.submissions"]
+    return subs, directory.get()
 
 
 def json_body() -> Any:

@@ -10,8 +10,7 @@ Jobs of the `Live` follower, a background greenlet of the web process:
    ``ATTACK_BATCH`` attacks, per-(attacker, victim, service) counts of all of them, and
    the total), one ``statuses`` message (each changed box once) and one ``ranking``:
    a flood of flags costs spectators a few messages a second, never one per flag;
-3. keep per-round score history (after each close) and start/stop the game at the
-   admin's scheduled times.
+3. after each round close, send the score history the close script kept.
 
 Several web nodes may serve one game: they share a Socket.IO message queue on the
 game's Redis, and only the node holding the ``board-emitter`` lease follows the streams
@@ -35,7 +34,7 @@ import gevent
 from flask_socketio import SocketIO, emit
 
 from ..store import GameStore
-from ..types import GameState, Status
+from ..types import Status
 from .board_data import BoardData, attack_of
 
 log = logging.getLogger("adrange.live")
@@ -98,7 +97,6 @@ class Live:
                     log.warning("board emitter lease lost by %s", self.node)
                     return
                 renewed = time.monotonic()
-                self._run_schedule()
             for stream, events in self.store.read_streams(cursors, block_ms=1000):
                 for event_id, fields in events:
                     cursors[stream] = event_id
@@ -133,8 +131,7 @@ class Live:
                                    "status": Status(int(event["status"])).name, "message": event.get("public", "")}
         elif stream == "round":
             payload: dict[str, Any] = {"type": event.get("type"), **self.board.round_info()}
-            if event.get("type") == "closed":
-                self.store.record_history(int(event["r"]), self.board.history_totals())
+            if event.get("type") == "closed":  # the close script kept the round's history
                 self._dirty = True
                 if not frozen:
                     payload["history"] = self.board.history(self.board.ranking(public=True))
@@ -177,24 +174,6 @@ class Live:
             self._dirty = False
             if not self.board.frozen():
                 self.socketio.emit("ranking", {"ranking": self.board.ranking(public=True), "t": time.time()})
-
-    # -- schedule -----------------------------------------------------------------------------
-    def _run_schedule(self) -> None:
-        """Start or stop the game at the times an admin scheduled."""
-        raw = self.store.web_value("schedule")
-        if not raw:
-            return
-        schedule: dict[str, Any] = json.loads(raw)
-        now = time.time()
-        state = self.store.state()["state"]
-        try:
-            if schedule.get("start") and now >= schedule["start"] and state == GameState.NOT_STARTED:
-                self.store.set_state(GameState.RUNNING, actor="schedule")
-            elif schedule.get("stop") and now >= schedule["stop"] and state in (GameState.RUNNING,
-                                                                                 GameState.PAUSED):
-                self.store.set_state(GameState.OVER, actor="schedule")
-        except Exception:
-            log.exception("scheduled state change failed")
 
 
 def _id_order(event_id: str) -> tuple[int, int]:
