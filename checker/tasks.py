@@ -18,7 +18,7 @@ from functools import lru_cache
 from scoreboard.check_requests import CHECK_TASK, RERUN_TASK
 from scoreboard.effective import EffectiveGame
 from scoreboard.store import GameStore
-from scoreboard.types import Round, ServiceID, Status, TeamID
+from scoreboard.types import GameState, Round, ServiceID, Status, TeamID
 
 from . import round_plan
 from .celery_app import app, current_store
@@ -37,23 +37,37 @@ def current_game() -> EffectiveGame:
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def check_box(round_: Round, team: TeamID, service: ServiceID, round_end: float, run: str = "",
-              released: float = 0.0) -> str:
-    """Run the chain of (team, service) for `round_` of game run `run`, its actions done by
-    `round_end` less the record margin; return the status name recorded ("stale" when the
-    round is over or the game was reset since)."""
+              released: float = 0.0, needs: float = 0.0) -> str:
+    """Run the chain of (team, service) for `round_` of game run `run`, if it has `needs`
+    seconds before its deadline (the round's end, moved by any pause since `round_end` was
+    sent, less the record margin); return the status name recorded ("stale" when the round
+    is over or the game was reset since)."""
     store = current_store()
     state = store.state()
     if state["round"] != round_ or state["closed_round"] >= round_ or (run and state["run"] != run):
         return "stale"
     started = time.time()
     delay = max(0.0, started - released) if released else 0.0
+    round_end = state["round_start"] + current_game().current().game.round_seconds if state["round_start"] \
+        else round_end
     deadline = round_plan.chain_deadline(round_end)
     attempt = store.start_chain(round_, team, service, deadline)
     if attempt > 1:
         result = ChainResult(Status.CHECKER_ERROR, NOT_CHECKED,
                              f"the worker process running this chain was lost (delivery {attempt})")
+    elif state["state"] == GameState.PAUSED:
+        result = ChainResult(Status.CHECKER_ERROR, NOT_CHECKED, "the game is paused")
+    elif deadline - started < needs:
+        result = ChainResult(Status.CHECKER_ERROR, NOT_CHECKED,
+                             f"chain not started: {deadline - started:.2f}s left before the deadline, "
+                             f"it needs {needs:.2f}s (dispatch delay {delay:.2f}s)", skipped=1)
     else:
         result = _run_chain(store, round_, team, service, deadline)
+        after = store.state()
+        if after["state"] == GameState.PAUSED or after["paused_at"] > started:
+            result = ChainResult(Status.CHECKER_ERROR, NOT_CHECKED,
+                                 f"the game was paused while the chain ran (it found {result.status.name})",
+                                 actions=result.actions, duration=result.duration, skipped=1)
     recorded = store.record_check(round_, team, service, result.status, result.public, result.private,
                                   {**result.detail(), "dispatch_delay": round(delay, 4)},
                                   only_if_absent=attempt > 1)

@@ -36,13 +36,16 @@ BOT_PLANS = [  # (protocol, extra bot options) per demo team, cycled
 ]
 
 
-def challenge_services() -> list[dict[str, Any]]:
-    """Service entries for every sample challenge, from their challenge.yml files."""
+def challenge_services(round_seconds: float) -> list[dict[str, Any]]:
+    """Service entries for every sample challenge, from their challenge.yml files; a demo
+    with rounds too short for a checker's timeout gives it half a round."""
     services = []
     for folder in sorted(p for p in CHALLENGES.iterdir() if (p / "challenge.yml").exists()):
         meta = yaml.safe_load((folder / "challenge.yml").read_text())
         checker = dict(meta["checker"])
         checker["path"] = str(folder / checker["path"])
+        if "timeout" in checker:
+            checker["timeout"] = min(float(checker["timeout"]), round_seconds / 2)
         entry = {"name": meta["name"], "checker": checker, "vulns": meta.get("vulns", [1]),
                  "ports": meta.get("ports", []), "challenge": str(folder),
                  "flag_mode": meta.get("flag_mode", "service")}
@@ -60,7 +63,7 @@ def demo_game(teams: int, round_seconds: float, redis_port: int, web_port: int, 
                  "round_seconds": round_seconds, "flag_lifetime": 5},
         "teams": [{"name": TEAM_NAMES[i % len(TEAM_NAMES)], "id": i + 1} for i in range(teams)]
         + [{"name": "NOP 靶机", "id": teams + 1, "nop": True}],
-        "services": challenge_services(),
+        "services": challenge_services(round_seconds),
         "submission": {"host": "127.0.0.1", "faust_port": submit_port, "ructf_port": submit_port + 1,
                        "forcad_port": submit_port + 2},
         "web": {"host": "127.0.0.1", "port": web_port, "language": "zh"},

@@ -31,6 +31,12 @@ class ConfigError(Exception):
     """A game file that cannot be used; the message says where and why."""
 
 
+# Seconds kept free at the end of a round to record the last results before it closes: an
+# action needs its whole timeout plus this before the round's end.
+RECORD_MARGIN = 0.5
+DEFAULT_TIMEOUT = 10.0
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -123,7 +129,8 @@ class CheckerSpec(_Model):
     path: str | None = Field(None, description="checker file (native, cli), relative to the game file")
     class_name: str | None = Field(None, alias="class")
     url: str | None = Field(None, description="ENO checker service URL")
-    timeout: float = Field(10, gt=0, description="seconds per action")
+    timeout: float | None = Field(None, gt=0, description="seconds per action; default 10, or half a "
+                                  "short round; must fit the round (game.round_seconds - 0.5)")
 
     @model_validator(mode="after")
     def _needs_target(self) -> CheckerSpec:
@@ -240,6 +247,7 @@ class GameConfig(_Model):
                 except ValueError as exc:
                     raise ValueError(f"deploy.network_scheme gives team {team.name!r} no network: {exc}") from None
         _unique(self.teams, "token", "teams")
+        _fit_timeouts(self.services, self.game.round_seconds)
         if not any(not t.nop for t in self.teams):
             raise ValueError("teams: at least one team must not be nop")
         return self
@@ -274,6 +282,20 @@ def derive_token(secret: str, team_id: TeamID) -> str:
     """A per-team token derived from the game secret and the team's id (stable across
     renames), for teams given none."""
     return hmac.new(secret.encode(), b"token:%d" % team_id, hashlib.sha256).hexdigest()[:32]
+
+
+def _fit_timeouts(services: list[Service], round_seconds: float) -> None:
+    """Give each checker its default timeout; refuse one that cannot run whole in a round
+    (an action is only started with its whole timeout left, so it would never run)."""
+    room = round_seconds - RECORD_MARGIN
+    for index, service in enumerate(services):
+        if service.checker.timeout is None:
+            service.checker.timeout = min(DEFAULT_TIMEOUT, round_seconds / 2)
+        elif service.checker.timeout > room:
+            raise ValueError(
+                f"services[{index}].checker.timeout: {service.checker.timeout:g}s does not fit a "
+                f"{round_seconds:g}s round (game.round_seconds): an action must be able to run its whole "
+                f"timeout and {RECORD_MARGIN:g}s to record it before the round ends; use at most {room:g}")
 
 
 def _assign_ids(items: list[Any], where: str) -> None:

@@ -38,6 +38,15 @@ def game_data(redis_url: str, teams: int = 4, services: int = 2, **game: Any) ->
 
 
 @pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    """Platform processes a test starts (`tests.processes.Process`), killed afterwards."""
+    started: list[Any] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
 def make_game(redis_server: RedisServer):
     """Factory: a fresh game (own key prefix) with its store initialised."""
 

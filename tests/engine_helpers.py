@@ -1,18 +1,22 @@
 """Pieces the round-engine tests and benchmark share: game files, worker and ticker
-processes, notes targets that misbehave on purpose, waiting on Redis."""
+processes, notes targets that misbehave on purpose, waiting on Redis, what closed rounds
+did to teams (`fairness`)."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from scoreboard.config import GameConfig, load_config
+from scoreboard.flags import FlagCodec, FlagError
 from scoreboard.store import GameStore
+from scoreboard.types import Status
 from tests.conftest import game_data
 from tests.processes import Process, write_game
 from tests.targets.notes_tcp import NotesServer
@@ -20,11 +24,17 @@ from tests.targets.notes_tcp import NotesServer
 CHECKERS = Path(__file__).parent / "targets" / "checkers"
 # Loopback addresses of these tests' targets, apart from other tests' 127.0.x.y.
 ADDRESS_SCHEME = "127.77.{team}.1"
+# Statuses that cost a team something (scoreboard/scoring/policy.py).
+COSTING = (Status.DOWN, Status.MUMBLE, Status.CORRUPT, Status.RECOVERING)
+# Public texts of a CHECKER_ERROR that blame nobody, besides those naming the platform.
+NEUTRAL_TEXTS = ("game ended",)
 
 
-def checker(name: str, protocol: str = "native", timeout: float = 1.0, **extra: Any) -> dict[str, Any]:
-    """A service's checker section for a file in tests/targets/checkers."""
-    return {"protocol": protocol, "path": str(CHECKERS / name), "timeout": timeout, **extra}
+def checker(name: str, protocol: str = "native", timeout: float | None = 1.0, **extra: Any) -> dict[str, Any]:
+    """A service's checker section for a file in tests/targets/checkers (timeout None: the
+    game's default for its round length)."""
+    spec = {"protocol": protocol, "path": str(CHECKERS / name), **extra}
+    return spec if timeout is None else {**spec, "timeout": timeout}
 
 
 def engine_game(redis_url: str, work: Path, teams: int, checkers: list[dict[str, Any]],
@@ -84,6 +94,45 @@ def round_events(store: GameStore) -> list[tuple[str, int]]:
     return [(e["type"], int(e["r"])) for e in store.events("round")]
 
 
+@dataclass
+class Fairness:
+    """What closed rounds did to their boxes, and the round engine's summed figures."""
+
+    rounds: int = 0
+    boxes: int = 0
+    ok: int = 0
+    unchecked: int = 0  # CHECKER_ERROR: not judged
+    costed: list[str] = field(default_factory=list)  # a team-costing result, described
+    blaming: list[str] = field(default_factory=list)  # a CHECKER_ERROR text that does not name the platform
+    stats: dict[str, float] = field(default_factory=dict)  # `GameStore.round_stats`, summed (max_delay: max)
+
+    @property
+    def checked_share(self) -> float:
+        """Share of the boxes that got a verdict (anything but CHECKER_ERROR)."""
+        return 1 - self.unchecked / self.boxes if self.boxes else 0.0
+
+
+def fairness(store: GameStore, last_round: int) -> Fairness:
+    """Tally rounds 1..`last_round` (closed) of a game whose targets are all healthy."""
+    tally = Fairness(rounds=last_round)
+    for round_ in range(1, last_round + 1):
+        for (team, service), record in sorted(store.check_details(round_).items()):
+            status, public = Status(record["status"]), record["public"]
+            where = f"round {round_} box {team}:{service}"
+            tally.boxes += 1
+            tally.ok += status == Status.OK
+            if status in COSTING:
+                tally.costed.append(f"{where} {status.name}: {public} | {record['private']}")
+            elif status == Status.CHECKER_ERROR:
+                tally.unchecked += 1
+                if "platform" not in public and public not in NEUTRAL_TEXTS:
+                    tally.blaming.append(f"{where}: {public!r}")
+        for name, value in store.round_stats(round_).items():
+            old = tally.stats.get(name, 0.0)
+            tally.stats[name] = max(old, value) if name == "max_delay" else old + value
+    return tally
+
+
 class ForgetfulNotes(NotesServer):
     """Works, but answers a flag's PUT with an id and keeps nothing: flag GETs fail (CORRUPT)."""
 
@@ -94,14 +143,23 @@ class ForgetfulNotes(NotesServer):
 
 
 class AmnesiacNotes(NotesServer):
-    """Keeps only the two newest notes (two services' chains share a test host and run at
-    the same time): this round's flags are fine, older ones are lost (RECOVERING)."""
+    """Keeps only the newest round's flags: this round's are fine, older ones are lost
+    (RECOVERING), whatever order the services' chains on this host run in."""
+
+    def __init__(self, host: str, secret: str = "test-secret-0123456789") -> None:
+        super().__init__(host)
+        self.codec = FlagCodec(secret)
+        self.round = 0
 
     def answer(self, line: str) -> str:
         if line.startswith("PUT "):
-            newest = list(self.notes.items())[-1:]
-            self.notes.clear()
-            self.notes.update(newest)
+            try:
+                round_ = self.codec.verify(line[4:].strip()).round
+            except FlagError:
+                round_ = self.round
+            if round_ > self.round:
+                self.notes.clear()
+                self.round = round_
         return super().answer(line)
 
 

@@ -102,15 +102,19 @@ def test_language_switch(page):
 
 
 def test_admin_pause_stops_the_countdown(page, web):
-    page.wait_for_function("document.getElementById('countdown').textContent !== '--:--'")
-    requests.post(f"{web.url}/admin/api/state", json={"action": "pause"}, auth=("admin", ADMIN_PASSWORD),
-                  timeout=5).raise_for_status()
-    page.wait_for_function("document.getElementById('state').classList.contains('paused')", timeout=5000)
-    first = page.locator("#countdown").inner_text()
-    time.sleep(2.2)
-    assert page.locator("#countdown").inner_text() == first
-    assert web.store.state()["state"] == GameState.PAUSED
-    shot(page, "board-paused")
+    ticker = web.start_ticker()  # the clock's owner applies the admin's pause
+    try:
+        page.wait_for_function("document.getElementById('countdown').textContent !== '--:--'")
+        requests.post(f"{web.url}/admin/api/state", json={"action": "pause"}, auth=("admin", ADMIN_PASSWORD),
+                      timeout=5).raise_for_status()
+        page.wait_for_function("document.getElementById('state').classList.contains('paused')", timeout=10000)
+        first = page.locator("#countdown").inner_text()
+        time.sleep(2.2)
+        assert page.locator("#countdown").inner_text() == first
+        assert web.store.state()["state"] == GameState.PAUSED
+        shot(page, "board-paused")
+    finally:
+        ticker.kill()
 
 
 def test_big_screen_and_phone_layouts(browser, web):

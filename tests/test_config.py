@@ -89,3 +89,17 @@ def test_validate_exits_2_with_messages_and_starts_nothing(tmp_path):
 
 def test_parse_config_accepts_the_test_game():
     assert parse_config(game_data("redis://x")).service(2).name == "svc2"
+
+
+def test_a_checker_timeout_that_cannot_fit_the_round_is_refused_naming_the_key():
+    """An action only starts with its whole timeout left, so a timeout longer than the round
+    would mean the service is never checked: refused before anything starts."""
+    from scoreboard.config import ConfigError, parse_config
+
+    data = game_data("redis://127.0.0.1:1/0", round_seconds=8)
+    data["services"][1]["checker"]["timeout"] = 10
+    with pytest.raises(ConfigError, match=r"services\[1\]\.checker\.timeout: 10s does not fit a 8s round"):
+        parse_config(data)
+    data["services"][1]["checker"].pop("timeout")
+    config = parse_config(data)
+    assert [s.checker.timeout for s in config.services] == [4, 4]  # default: half a short round

@@ -120,7 +120,7 @@ def assert_rounds_consecutive(store) -> list[tuple[str, int]]:
 
 def test_ticker_killed_and_restarted_late_neither_repeats_nor_skips_a_round(redis_server, tmp_path):
     config, store, path = engine_game(redis_server.url, tmp_path, teams=2, round_seconds=1,
-                                      checkers=[checker("notes_checker.py")])
+                                      checkers=[checker("notes_checker.py", timeout=None)])
     store.set_state(GameState.RUNNING)
     ticker = start_ticker(path, tmp_path)
     try:

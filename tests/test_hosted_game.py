@@ -28,7 +28,7 @@ def hosted(docker_engine, base_image, session_tag, redis_server):
     data = {
         "game": {"name": f"hosted{session_tag}", "secret": "hosted-game-secret-0123456789", "flag_lifetime": 5},
         "teams": [{"name": "attackers", "id": ATTACKER}, {"name": "defenders", "id": VICTIM}],
-        "services": challenge_services(),
+        "services": challenge_services(60),
         "deploy": {"mode": "hosted", "box_subnet": "10.214.0.0/16"},
         "redis_url": redis_server.url,
     }

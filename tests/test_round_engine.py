@@ -4,9 +4,9 @@ loopback targets. Each box's status comes from what its target really does."""
 from __future__ import annotations
 
 import os
+import re
 import signal
-
-import pytest
+import time
 
 from scoreboard.types import GameState, Status
 from tests.engine_helpers import (
@@ -27,14 +27,6 @@ from tests.targets.notes_tcp import NotesServer
 
 def host(team: int) -> str:
     return ADDRESS_SCHEME.format(team=team)
-
-
-@pytest.fixture
-def processes():
-    started = []
-    yield started
-    for process in started:
-        process.kill()
 
 
 def test_every_box_gets_the_status_its_target_earns(redis_server, tmp_path, processes):
@@ -78,6 +70,16 @@ def test_every_box_gets_the_status_its_target_earns(redis_server, tmp_path, proc
     assert counters[(1, 1)]["ok"] == 2 and counters[(2, 1)]["down"] == 2 and counters[(1, 2)]["error"] == 2
     assert not any(team == 7 for team, _ in counters)
 
+    # The engine's figures reach /metrics: dispatch delays, action durations per service.
+    from scoreboard.web.metrics import render
+
+    text = render(store).decode()
+    delays = re.search(r'adrange_dispatch_delay_seconds_count (\S+)', text)
+    assert delays and float(delays.group(1)) >= 7
+    assert re.search(r'adrange_checker_action_seconds_count\{action="check",service="1"\} [1-9]', text)
+    stats = store.round_stats(1)
+    assert stats["planned"] == 7 * 3 and stats["released"] == 21 and stats["started"] == 21
+
 
 def test_a_killed_worker_process_costs_nothing_and_the_round_still_closes(redis_server, tmp_path, processes):
     # The round leaves time for Celery to replace the killed pool processes and deliver the
@@ -103,12 +105,13 @@ def test_a_killed_worker_process_costs_nothing_and_the_round_still_closes(redis_
 
 def test_without_workers_every_box_gets_checker_error_and_the_round_closes(redis_server, tmp_path, processes):
     config, store, path = engine_game(redis_server.url, tmp_path, teams=2, round_seconds=1,
-                                      checkers=[checker("notes_checker.py")])
+                                      checkers=[checker("notes_checker.py", timeout=None)])
     store.set_state(GameState.RUNNING)
     processes.append(start_ticker(path, tmp_path))
     wait_closed(store, 1, 10)
     details = store.check_details(1)
-    assert {box: d["public"] for box, d in details.items()} == {(t, 1): "not checked this round (platform)" for t in (1, 2, 3)}
+    expected = {(t, 1): "not checked this round (platform)" for t in (1, 2, 3)}
+    assert {box: d["public"] for box, d in details.items()} == expected
 
 
 def test_awd_file_mode_without_a_box_is_checker_error_with_a_note(redis_server, tmp_path, processes):
@@ -167,3 +170,64 @@ def test_eno_checker_service_runs_through_the_round_engine(redis_server, tmp_pat
     assert placed["public"].startswith("note ")  # ENO attackInfo is the public attack data
     methods = {t["method"] for t in eno.tasks}
     assert {"havoc", "putflag", "getflag"} <= methods
+
+
+def test_released_chains_expire_at_their_round_end_and_a_reset_makes_them_stale(redis_server, tmp_path, processes):
+    """Issue 9 item 7: Celery read the epoch round end as "seconds from now" (year 2083), so
+    chains queued before an admin reset acted in the new game."""
+    import datetime as dt
+    import json
+
+    from checker.ticker import Ticker
+    from scoreboard.check_requests import queue_name
+
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=2, round_seconds=20,
+                                      checkers=[checker("notes_checker.py")])
+    store.set_state(GameState.RUNNING)
+
+    def open_and_release_all() -> None:
+        ticker = Ticker(config, store)
+        ticker.step(time.time())
+        state = store.state()
+        ticker.release(config, 1, state["round_start"], state["run"], time.time() + 100)
+
+    open_and_release_all()
+    round_end = store.state()["round_start"] + 20
+    queued = [json.loads(raw) for raw in store.redis.lrange(queue_name(config), 0, -1)]
+    assert len(queued) == 3  # two teams and the NOP team
+    for message in queued:
+        expires = dt.datetime.fromisoformat(message["headers"]["expires"]).timestamp()
+        assert abs(expires - round_end) < 1, message["headers"]["expires"]
+    old_run = store.state()["run"]
+
+    store.reset()  # the admin's reset, then the game starts again
+    store.init()
+    assert store.state()["run"] != old_run
+    store.set_state(GameState.RUNNING)
+    open_and_release_all()
+    with serving([NotesServer(host(t)) for t in (1, 2, 3)]):
+        processes.append(start_worker(path, tmp_path))
+        wait_until(lambda: len(store.round_statuses(1)) == 3, 30)
+        time.sleep(1)  # the six messages have all been taken by now
+    assert set(store.round_statuses(1).values()) == {Status.OK}
+    assert {attempts for attempts, _ in store.chain_marks(1).values()} == {1}  # the old chains never ran
+
+
+def test_chains_that_start_while_the_game_is_paused_are_not_checked(redis_server, tmp_path, processes):
+    """An admin pauses because something is wrong: queued chains must not judge teams then."""
+    from checker.ticker import Ticker
+
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=2, round_seconds=20,
+                                      checkers=[checker("notes_checker.py")])
+    store.set_state(GameState.RUNNING)
+    ticker = Ticker(config, store)
+    ticker.step(time.time())
+    state = store.state()
+    ticker.release(config, 1, state["round_start"], state["run"], time.time() + 100)
+    store.set_state(GameState.PAUSED)
+    with serving([NotesServer(host(t)) for t in (1, 2, 3)]):
+        processes.append(start_worker(path, tmp_path))
+        wait_until(lambda: len(store.round_statuses(1)) == 3, 30)
+    details = store.check_details(1)
+    assert {d["status"] for d in details.values()} == {Status.CHECKER_ERROR}
+    assert all(d["private"] == "the game is paused" and "platform" in d["public"] for d in details.values())

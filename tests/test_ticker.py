@@ -32,7 +32,7 @@ ROUND = 1.0
 def game(redis_server, tmp_path):
     """A running-ready 2-team game (+ NOP) with 1 s rounds, and the tickers a test starts."""
     config, store, path = engine_game(redis_server.url, tmp_path, teams=2, round_seconds=ROUND,
-                                      checkers=[checker("notes_checker.py")])
+                                      checkers=[checker("notes_checker.py", timeout=None)])
     tickers = []
 
     def ticker(name: str = "ticker"):
@@ -141,7 +141,7 @@ def test_the_ticker_survives_a_redis_restart_and_goes_on(tmp_path):
     server = RedisServer(directory=tmp_path / "redis").start()
     try:
         config, store, path = engine_game(server.url, tmp_path, teams=1, round_seconds=1,
-                                          checkers=[checker("notes_checker.py")])
+                                          checkers=[checker("notes_checker.py", timeout=None)])
         store.request_state("start", "test")
         process = start_ticker(path, tmp_path)
         wait_until(lambda: store.state()["closed_round"] >= 1, 10)
@@ -218,7 +218,7 @@ def test_a_ticker_back_after_a_long_outage_skips_to_now_without_replaying_rounds
 def test_the_game_starts_and_ends_at_the_times_in_the_game_file(redis_server, tmp_path):
     now = dt.datetime.now(dt.UTC)
     config, store, path = engine_game(redis_server.url, tmp_path, teams=1, round_seconds=ROUND,
-                                      checkers=[checker("notes_checker.py")],
+                                      checkers=[checker("notes_checker.py", timeout=None)],
                                       start=(now + dt.timedelta(seconds=1)).isoformat(),
                                       end=(now + dt.timedelta(seconds=3.5)).isoformat())
     process = start_ticker(path, tmp_path)

@@ -81,11 +81,13 @@ def test_ctftime_feed(web):
 
 def test_metrics(web):
     text = get(web, "/metrics").text
-    assert "adrange_round 3\n" in text
-    assert "adrange_flags_accepted_total 1\n" in text
-    assert 'adrange_flags_denied_total{verdict="duplicate"} 0\n' in text
-    assert 'adrange_boxes{status="DOWN"} 1\n' in text
-    assert 'adrange_game_state{state="running"} 1' in text
+    assert "adrange_round 3.0\n" in text
+    assert "adrange_flags_accepted_total 1.0\n" in text
+    assert 'adrange_flags_denied_total{verdict="duplicate"} 0.0\n' in text
+    assert 'adrange_boxes{status="DOWN"} 1.0\n' in text
+    assert 'adrange_game_state{state="running"} 1.0' in text
+    assert 'adrange_dispatch_delay_seconds_bucket{le="+Inf"} 0.0' in text
+    assert "adrange_chains_unstarted_total 0.0" in text
 
 
 def test_team_api_needs_the_token(web):

@@ -10,7 +10,6 @@ import requests
 
 from scoreboard.types import GameState, Status
 from tests.game_helpers import flag_of, start_at_round
-from tests.processes import Process
 from tests.web_helpers import ADMIN_PASSWORD, start_web, wait_until
 
 
@@ -81,7 +80,7 @@ def test_admin_pause_and_resume_through_the_api_moves_the_round_end_by_exactly_t
     """Issue 9 item 3: the admin's pause and resume are requests the running ticker applies;
     a pause of P seconds makes the round end exactly P later (the round was longer by 2P)."""
     game = start_web(redis_server.url, tmp_path, round_seconds=6)
-    ticker = Process(["ticker", "-c", str(tmp_path / "web.yml"), "--lease", "1.5"], tmp_path, "ticker").start()
+    ticker = game.start_ticker()
     auth = ("admin", ADMIN_PASSWORD)
 
     def act(action):

@@ -32,9 +32,15 @@ class WebGame:
     url: str
     process: Process
     data: dict[str, Any]
+    path: Path
 
     def token(self, team: int) -> str:
         return self.config.team(team).token or ""
+
+    def start_ticker(self) -> Process:
+        """A real `adrange ticker` for this game: the clock's owner applies admin requests."""
+        return Process(["ticker", "-c", str(self.path), "--lease", "1.5"], self.path.parent,
+                       f"ticker-{self.path.stem}").start()
 
     def stop(self) -> None:
         self.process.stop()
@@ -57,7 +63,7 @@ def start_web(redis_url: str, work: Path, name: str = "web", admin_hash: str | N
     port = free_port()
     path = write_game(work / f"{name}.yml", data)
     process = Process(["web", "-c", str(path), "--port", str(port)], work, name).start(("127.0.0.1", port))
-    return WebGame(config, store, f"http://127.0.0.1:{port}", process, data)
+    return WebGame(config, store, f"http://127.0.0.1:{port}", process, data, path)
 
 
 @dataclass

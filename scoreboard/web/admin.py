@@ -262,12 +262,24 @@ def panel():
     """State, schedule, teams, services, announcements, checker logs, reset."""
     ensure_admin_password(game_config(), game_store())
     data = board_data()
-    schedule = game_store().schedule()
+    schedule = {name: dt.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+                for name, value in game_store().schedule().items()}
     return render_template(
         "admin.html", game=game_config().game.name, board=data.snapshot(public=False), teams=_all_teams(),
         disabled=disabled_teams(game_store().overrides()), services=game_config().services,
         effective_services={s.id: s for s in data.config().services}, schedule=schedule,
+        engine=engine_rounds(), pending=game_store().pending_state_requests(),
         notice=session.pop("notice", None), error=session.pop("error", None))
+
+
+def engine_rounds(count: int = CHECK_ROUNDS) -> list[dict[str, Any]]:
+    """The round engine's figures of the newest rounds: chains planned, released, started,
+    late (started over a second after release), cut (an action had no time), unstarted and
+    unfinished at the close (both not checked: never charged to the team), largest delay."""
+    store = game_store()
+    current = store.state()["round"]
+    return [{"round": r, **{k: round(v, 3) for k, v in store.round_stats(r).items()}}
+            for r in range(current, max(0, current - count), -1)]
 
 
 @admin.get("/checks")
@@ -318,6 +330,13 @@ def _show_own_edits(response: Any) -> Any:
 def api_board():
     """The true board (ignores the freeze), with private checker messages."""
     return jsonify(board_data().snapshot(public=False))
+
+
+@admin.get("/api/engine")
+@admin_required
+def api_engine():
+    """The round engine's per-round figures, newest first (see `engine_rounds`)."""
+    return jsonify(engine_rounds())
 
 
 @admin.get("/api/checks")

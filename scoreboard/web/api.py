@@ -9,17 +9,16 @@ scores follow the freeze like the public board.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
 from ..scoring.base import flag_counts
-from ..submission.verdicts import Verdict
-from ..types import Status, TeamID
+from ..types import TeamID
 from .auth import team_required
 from .board_data import attack_of
 from .context import board_data, game_store
+from .metrics import render
 
 api = Blueprint("api", __name__)
 
@@ -98,34 +97,12 @@ def ctftime():
 
 @api.get("/metrics")
 def metrics():
-    """Prometheus text: round, state, accepted flags, boxes per status, counters."""
-    store = game_store()
-    state = store.state()
-    stats = store.stats()
-    statuses = Counter(status.name for status in store.live_statuses().values())
-    lines = [
-        "# HELP adrange_round Current round.", "# TYPE adrange_round gauge",
-        f"adrange_round {state['round']}",
-        "# HELP adrange_closed_round Last closed round.", "# TYPE adrange_closed_round gauge",
-        f"adrange_closed_round {state['closed_round']}",
-        "# HELP adrange_game_state 1 for the current game state.", "# TYPE adrange_game_state gauge",
-        *(f'adrange_game_state{{state="{s}"}} {int(state["state"].value == s)}'
-          for s in ("not_started", "running", "paused", "over")),
-        "# HELP adrange_flags_accepted_total Accepted flags.", "# TYPE adrange_flags_accepted_total counter",
-        f"adrange_flags_accepted_total {stats.get('accepted', 0)}",
-        "# HELP adrange_flags_denied_total Denied flags by verdict.", "# TYPE adrange_flags_denied_total counter",
-        *(f'adrange_flags_denied_total{{verdict="{v.value}"}} {stats.get("denied:" + v.value, 0)}'
-          for v in Verdict if v is not Verdict.ACCEPTED),
-        "# HELP adrange_portal_submissions_total Flags submitted through the team portal.",
-        "# TYPE adrange_portal_submissions_total counter",
-        f"adrange_portal_submissions_total {stats.get('portal_submitted', 0)}",
-        "# HELP adrange_boxes Boxes per latest checker status.", "# TYPE adrange_boxes gauge",
-        *(f'adrange_boxes{{status="{s.name}"}} {statuses.get(s.name, 0)}' for s in Status),
-        "# HELP adrange_counter Other game counters.", "# TYPE adrange_counter gauge",
-        *(f'adrange_counter{{name="{name}"}} {value}' for name, value in sorted(stats.items())
-          if name != "accepted" and not name.startswith("denied:")),
-    ]
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    """Prometheus text: round, state, flags by verdict, boxes per status, the round engine's
+    dispatch delays, unstarted and unfinished chains and checker action durations."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(render(game_store()), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                    headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def team_view(team: TeamID) -> dict[str, Any]:
