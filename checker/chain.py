@@ -162,10 +162,27 @@ def run_chain(config: GameConfig, store: GameStore, round_: Round, team: TeamID,
     statuses = [r.status for r, _ in current]
     if notes:
         statuses.append(Status.CHECKER_ERROR)
+    voided = _judged_unfairly(current, spec.flag_mode, chain)
+    if voided:
+        chain.skipped += 1
+        notes.append(f"{current[-1][0].action} failed when the next action would not have had its whole "
+                     "timeout: a success would not have been judged either")
+        statuses = [Status.CHECKER_ERROR]
     status = combine(statuses, [r.status for r, _ in older])
     public, private = _messages(status, current, older, notes)
+    if voided:
+        public = NOT_CHECKED
     actions = [chain.detail(r, **extra) for r, extra in current + older]
     return ChainResult(status, public, private, actions, time.monotonic() - started, chain.skipped)
+
+
+def _judged_unfairly(current: list[tuple[ActionResult, dict[str, Any]]], flag_mode: str, chain: _Chain) -> bool:
+    """True when a CHECK or PUT failed at a moment the next action could not have started:
+    had it succeeded, the round would have gone unchecked, so judging only its failure
+    would weigh a late chain against the team. Decided the same way either outcome."""
+    last = current[-1][0]
+    more_to_come = {"check": flag_mode != "file", "put": True}.get(last.action, False)
+    return last.status not in (Status.OK, Status.CHECKER_ERROR) and more_to_come and not chain.fits()
 
 
 def _get_older(chain: _Chain, store: GameStore, rng: random.Random) -> list[tuple[ActionResult, dict[str, Any]]]:

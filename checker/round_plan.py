@@ -18,11 +18,11 @@ Scheduling rules (blame: a team is charged only for what its target did):
 - Chains are released at random offsets in the round, all services and teams interleaved
   (`release_plan`), over a window that leaves room for the chain (`chain_room`: learned
   from its recent chains, the full budget until then).
-- A chain runs only if it starts with its room left before the deadline (`judging_room`),
-  decided before any outcome; otherwise it is "not checked" as a whole. An action is
-  started only when it can have its whole timeout before the chain's deadline
-  (`can_start`); one that cannot is "not checked", never the team's fault. A chain that
-  starts while the game is paused, or sees a pause while it runs, is not checked either.
+- An action is started only when it can have its whole timeout before the chain's
+  deadline (`can_start`); one that cannot is "not checked", never the team's fault. A
+  CHECK or PUT that fails when the next action could not have started is not judged
+  either (`chain._judged_unfairly`): success and failure are judged on the same terms. A
+  chain that starts while the game is paused, or sees a pause while it runs, is not checked.
 - A box without a result when its round closes is never the team's fault
   (`missing_result`): a target that failed in time has its result recorded by then.
 """
@@ -103,14 +103,6 @@ def release_plan(boxes: list[tuple[int, int, float]], rng: random.Random | None 
         plan.append((rng.uniform(0, window) + rank * 1e-6, team, service))
     plan.sort()
     return plan
-
-
-def judging_room(room: float, round_seconds: float) -> float:
-    """Seconds a chain must have before its deadline to be run at all: its `chain_room`, at
-    most what a chain released at the round's start has (so rounds are judged before any
-    chain was measured). Decided before any outcome is known: a late chain is not checked
-    as a whole, never judged on its first failure while its successes would be voided."""
-    return max(0.0, min(room, round_seconds - RECORD_MARGIN - START_SLACK))
 
 
 def can_start(timeout: float, now: float, deadline: float) -> bool:

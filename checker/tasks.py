@@ -37,11 +37,11 @@ def current_game() -> EffectiveGame:
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def check_box(round_: Round, team: TeamID, service: ServiceID, round_end: float, run: str = "",
-              released: float = 0.0, needs: float = 0.0) -> str:
-    """Run the chain of (team, service) for `round_` of game run `run`, if it has `needs`
-    seconds before its deadline (the round's end, moved by any pause since `round_end` was
-    sent, less the record margin); return the status name recorded ("stale" when the round
-    is over or the game was reset since)."""
+              released: float = 0.0) -> str:
+    """Run the chain of (team, service) for `round_` of game run `run` by its deadline (the
+    round's end, moved by any pause since `round_end` was sent, less the record margin);
+    return the status name recorded ("stale" when the round is over or the game was reset
+    since)."""
     store = current_store()
     state = store.state()
     if state["round"] != round_ or state["closed_round"] >= round_ or (run and state["run"] != run):
@@ -57,10 +57,6 @@ def check_box(round_: Round, team: TeamID, service: ServiceID, round_end: float,
                              f"the worker process running this chain was lost (delivery {attempt})")
     elif state["state"] == GameState.PAUSED:
         result = ChainResult(Status.CHECKER_ERROR, NOT_CHECKED, "the game is paused")
-    elif deadline - started < needs:
-        result = ChainResult(Status.CHECKER_ERROR, NOT_CHECKED,
-                             f"chain not started: {deadline - started:.2f}s left before the deadline, "
-                             f"it needs {needs:.2f}s (dispatch delay {delay:.2f}s)", skipped=1)
     else:
         result = _run_chain(store, round_, team, service, deadline)
         after = store.state()

@@ -199,14 +199,12 @@ class Ticker:
         round_end = round_start + seconds
         expires = dt.datetime.fromtimestamp(round_end, dt.UTC)  # a datetime: a number means "seconds from now"
         queue = queue_name(config)
-        recent = self.store.recent_durations()
         sent = self._sent.setdefault(round_, [])
         with check_box.app.producer_or_acquire() as producer:  # one connection per release batch
             for index, (team, service_id, _offset) in enumerate(due):
                 service = config.service(service_id)
-                needs = round_plan.judging_room(round_plan.chain_room(service, recent.get(service_id, [])), seconds)
                 limit = min(round_plan.chain_budget(service), seconds) + HARD_LIMIT_SLACK
-                result = check_box.apply_async((round_, team, service_id, round_end, run, time.time(), needs),
+                result = check_box.apply_async((round_, team, service_id, round_end, run, time.time()),
                                                expires=expires, time_limit=limit, queue=queue, producer=producer)
                 sent.append(result.id)
                 if index % 200 == 199:  # a big game takes a while to send: keep the lease

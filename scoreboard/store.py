@@ -129,7 +129,8 @@ class GameStore:
         self._close = self.redis.register_script(_script("close_round"))
         self._record_check = self.redis.register_script(_script("record_check"))
         self._lease = self.redis.register_script(_script("lease"))
-        self._history_cache: dict[Round, tuple[str, dict[TeamID, tuple[float, int]]]] = {}
+        self._history_cache: dict[Round, dict[TeamID, tuple[float, int]]] = {}
+        self._history_shape: tuple[Any, ...] = ()
 
     # -- setup and state ---------------------------------------------------------
     def init(self) -> None:
@@ -525,18 +526,23 @@ class GameStore:
 
     def history(self, config: GameConfig | None = None) -> dict[Round, dict[TeamID, tuple[float, int]]]:
         """Round -> team -> (total, rank) right after that round closed, ranked from the
-        counters the close script kept (`config`: the effective game, default the file)."""
+        counters the close script kept (`config`: the effective game, default the file).
+        A round's snapshot never changes once written: each is read from Redis and ranked
+        once per process (and again only when the teams or services change)."""
         config = config or self.config
-        out = {}
-        for field, raw in self.redis.hgetall(self.keys.history).items():
-            round_ = int(field)
-            cached = self._history_cache.get(round_)
-            if cached is None or cached[0] != raw:
+        shape = (self.redis.hget(self.keys.state, "run"),  # a reset starts a new run: forget the old rounds
+                 tuple((t.id, t.name) for t in config.playing_teams), tuple(s.id for s in config.services))
+        if self._history_shape != shape:
+            self._history_cache, self._history_shape = {}, shape
+        rounds = sorted(int(field) for field in self.redis.hkeys(self.keys.history))
+        missing = [r for r in rounds if r not in self._history_cache]
+        if missing:
+            for round_, raw in zip(missing, self.redis.hmget(self.keys.history, missing), strict=True):
+                if raw is None:  # gone since HKEYS (an admin reset)
+                    continue
                 counters = {_box_key(box): normalize(c) for box, c in json.loads(raw).items()}
-                totals = {row.team: (row.total, row.rank) for row in rank(config, counters)}
-                cached = self._history_cache[round_] = (raw, totals)
-            out[round_] = cached[1]
-        return dict(sorted(out.items()))
+                self._history_cache[round_] = {row.team: (row.total, row.rank) for row in rank(config, counters)}
+        return {r: self._history_cache[r] for r in rounds if r in self._history_cache}
 
     def set_override(self, kind: str, item_id: int, values: dict[str, Any], actor: str) -> int:
         """Store an admin change to a team or service ('team'/'service'), merged into earlier

@@ -31,7 +31,9 @@ def host(team: int) -> str:
 
 def test_every_box_gets_the_status_its_target_earns(redis_server, tmp_path, processes):
     # Teams: 1 ok, 2 stopped, 3 liar, 4 loses flags, 5 keeps only the newest note, 6 silent; 7 is NOP.
-    config, store, path = engine_game(redis_server.url, tmp_path, teams=6, round_seconds=3, checkers=[
+    # Rounds long enough that even the silent targets' checks (a whole 1 s timeout each) end
+    # while a next action could still start: their failures are judged.
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=6, round_seconds=6, checkers=[
         checker("notes_checker.py"), checker("buggy_checker.py"), checker("forcad_style.py", "cli")])
     liar, silent = NotesServer(host(3)), NotesServer(host(6))
     liar.mode, silent.mode = "liar", "silent"
@@ -41,7 +43,7 @@ def test_every_box_gets_the_status_its_target_earns(redis_server, tmp_path, proc
         processes.append(start_worker(path, tmp_path))
         store.set_state(GameState.RUNNING)
         processes.append(start_ticker(path, tmp_path))
-        wait_closed(store, 2, 20)
+        wait_closed(store, 2, 40)
 
     expected = {1: Status.OK, 2: Status.DOWN, 3: Status.MUMBLE, 4: Status.CORRUPT, 5: Status.OK,
                 6: Status.DOWN, 7: Status.OK}
@@ -231,3 +233,23 @@ def test_chains_that_start_while_the_game_is_paused_are_not_checked(redis_server
     details = store.check_details(1)
     assert {d["status"] for d in details.values()} == {Status.CHECKER_ERROR}
     assert all(d["private"] == "the game is paused" and "platform" in d["public"] for d in details.values())
+
+
+def test_a_failure_is_judged_only_when_a_success_would_have_been(redis_server, tmp_path):
+    """A CHECK that times out when PUT could no longer start would be judged DOWN, while the
+    same CHECK succeeding would leave the round unchecked: late chains would count only
+    their failures. Both outcomes are judged on the same terms."""
+    from checker.chain import run_chain
+
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=1, round_seconds=10,
+                                      checkers=[checker("notes_checker.py", timeout=1)])
+    silent = NotesServer(host(1))
+    silent.mode = "silent"
+    store.set_state(GameState.RUNNING)
+    store.open_round(1)
+    with serving([silent]):
+        late = run_chain(config, store, 1, 1, 1, time.time() + 1.6)  # check ends at +1.0: no 1 s left for put
+        early = run_chain(config, store, 1, 1, 1, time.time() + 5)
+    assert late.status == Status.CHECKER_ERROR and late.public == "not checked this round (platform)"
+    assert "would not have had its whole timeout" in late.private
+    assert early.status == Status.DOWN
