@@ -122,7 +122,14 @@ def test_output_flood_is_capped_without_blocking_the_checker():
     assert result.status == Status.OK
     assert time.monotonic() - started < 15
     assert result.public.startswith("aaaa") and len(result.public) <= MESSAGE_LIMIT
-    assert result.private.startswith("bbbb") and len(result.private) <= MESSAGE_LIMIT
+    assert result.private.endswith("bbbb") and len(result.private) <= MESSAGE_LIMIT
+
+
+def test_a_long_traceback_keeps_its_last_line_the_one_that_names_the_error():
+    result = run_action(cli("long_traceback.py"), None, "check", HOST)
+    assert result.status == Status.CHECKER_ERROR  # exit 1 is outside the protocol
+    assert result.private.rstrip().endswith("ValueError: the real cause is named on the last line")
+    assert len(result.private) <= MESSAGE_LIMIT and result.private.startswith("[truncated]")
 
 
 # -- HackerDom gornilo, from PyPI ---------------------------------------------------------

@@ -34,7 +34,7 @@ class ActionResult:
 
     def __post_init__(self) -> None:
         self.public = clip(self.public)
-        self.private = clip(self.private)
+        self.private = clip_tail(self.private)
 
 
 @dataclass
@@ -64,5 +64,11 @@ class ActionRequest:
 
 
 def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """`text` cut to `limit` characters, marked when cut."""
+    """`text` cut to its first `limit` characters, marked when cut (public messages)."""
     return text if len(text) <= limit else text[: limit - 15] + " ...[truncated]"
+
+
+def clip_tail(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` cut to its last `limit` characters, marked when cut: a traceback's last line
+    names the error (private messages)."""
+    return text if len(text) <= limit else "[truncated]... " + text[len(text) - limit + 15:]

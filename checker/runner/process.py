@@ -4,8 +4,9 @@ The child gets its own process group (``start_new_session``); when the time is u
 soon as the child itself exits, the WHOLE group is killed, so forked helpers cannot linger.
 Its address space is capped (`MEMORY_LIMIT`), so a checker that eats memory fails alone
 (CHECKER_ERROR) instead of pushing the worker host into the OOM killer.
-stdout and stderr are drained continuously and kept up to `cap` bytes each, so a child that
-floods its output never blocks and never fills the worker's memory.
+stdout and stderr are drained continuously and kept up to `cap` bytes each (stdout its head,
+the public message and flag id; stderr its tail, where a traceback names its error), so a
+child that floods its output never blocks and never fills the worker's memory.
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[
                     selector.unregister(key.fd)
                     continue
                 kept = buffers[key.fd]
-                if len(kept) < cap:
+                if key.fd == proc.stderr.fileno():
+                    kept += chunk
+                    del kept[:-cap]
+                elif len(kept) < cap:
                     kept += chunk[: cap - len(kept)]
     finally:
         selector.close()
