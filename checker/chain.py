@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.round_plan import OLD_GETS, can_start
-from checker.runner import ActionResult, run_action
+from checker.runner import ActionResult, run_service_action
 from scoreboard.config import GameConfig
 from scoreboard.flags import FlagCodec
 from scoreboard.store import GameStore
@@ -96,7 +96,6 @@ class _Chain:
         self.deadline = deadline
         self.results: list[ActionResult] = []
         self.skipped = 0
-        self.path = config.resolve(self.service.checker.path) if self.service.checker.path else None
 
     def fits(self) -> bool:
         """True when one more action can have its whole timeout before the deadline."""
@@ -116,8 +115,8 @@ class _Chain:
                        "team_name": self.team.name, "service_id": self.service.id,
                        "round_length": self.config.game.round_seconds}
             assert self.team.address is not None
-            result = run_action(self.service.checker, self.path, action, self.team.address,  # type: ignore[arg-type]
-                                flag_id, flag, vuln, timeout, context)
+            result = run_service_action(self.config, self.service, action, self.team.address,  # type: ignore[arg-type]
+                                        flag_id=flag_id, flag=flag, vuln=vuln, timeout=timeout, context=context)
         self.results.append(result)
         return result
 

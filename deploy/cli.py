@@ -12,10 +12,16 @@ if sys.argv[1:2] == ["web"]:  # gevent must patch the standard library before an
 import secrets
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from scoreboard.config import ConfigError, GameConfig, load_config
+from scoreboard.config import ConfigError, GameConfig, Service, load_config
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from checker.envs import CheckerEnv
 
 
 def load_or_exit(path: str) -> GameConfig:
@@ -201,6 +207,115 @@ def bot_command(config_path: str, team_id: int, via: str, web_url: str | None, i
     plan = BotPlan(via, patch_at_round, down_service, down_at_round, down_rounds)
     url = web_url or f"http://{config.web.host}:{config.web.port}"
     Bot(config, team_id, plan, url).run(interval or max(2.0, config.game.round_seconds / 3))
+
+
+@main.group("checkers")
+def checkers_group() -> None:
+    """Per-service checker environments: fetch wheels, build venvs, show their state; stop fork servers."""
+
+
+wheelhouse_option = click.option("--wheelhouse", type=click.Path(path_type=Path), default=None,
+                                 help="wheel folder (default $ADRANGE_WHEELHOUSE or /var/lib/adrange/wheelhouse)")
+
+
+def _progress() -> Progress:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True))
+
+
+@checkers_group.command("fetch")
+@config_option
+@wheelhouse_option
+def checkers_fetch(config_path: str, wheelhouse: Path | None) -> None:
+    """Download every checker's requirements into the wheelhouse (on a connected machine)."""
+    from checker import envs
+
+    config = load_or_exit(config_path)
+    target = wheelhouse or envs.wheelhouse_dir()
+    files = envs.requirements_files(config)
+    with _progress() as progress:
+        task = progress.add_task(f"fetching into {target}", total=len(files))
+        try:
+            envs.fetch(config, target, done=lambda _: progress.advance(task))
+        except (envs.CheckerEnvError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"fetched {len(files)} requirements file(s) into {target}")
+
+
+@checkers_group.command("build")
+@config_option
+@wheelhouse_option
+@click.option("--online", is_flag=True, help="install from the package registry instead of only the wheelhouse")
+def checkers_build(config_path: str, wheelhouse: Path | None, online: bool) -> None:
+    """Build each service's checker environment that is not ready (offline from the wheelhouse)."""
+    import time
+
+    from checker import envs
+
+    config = load_or_exit(config_path)
+    groups = _env_groups(config)
+    errors = []
+    with _progress() as progress:
+        task = progress.add_task("checker environments", total=len(groups))
+        for env, services in groups.items():
+            names = ", ".join(s.name for s in services)
+            progress.update(task, description=names)
+            was_ready, started = env.ready, time.monotonic()
+            try:
+                envs.build_env(config, services[0], wheelhouse, online)
+                state = "ready" if was_ready else f"built in {time.monotonic() - started:.1f}s"
+                progress.console.print(f"{names}: {state}: {env.root}")
+            except envs.CheckerEnvError as exc:
+                errors.append(f"{names}: {exc}")
+            progress.advance(task)
+    if errors:
+        raise click.ClickException("\n".join(errors))
+
+
+@checkers_group.command("status")
+@config_option
+def checkers_status(config_path: str) -> None:
+    """Show each service's checker environment: path, ready or not, requirements."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from checker import envs
+
+    config = load_or_exit(config_path)
+    table = Table("service", "environment", "state", "requirements", title="checker environments")
+    for env, services in _env_groups(config).items():
+        requirements = envs.requirements_file(config, services[0])
+        needs = envs.requirement_lines(requirements) if requirements else []
+        needs += [f"apt:{name}" for name in services[0].checker.apt]
+        table.add_row(", ".join(s.name for s in services), str(env.root),
+                      "[green]ready" if env.ready else "[red]not built", " ".join(needs) or "-")
+    Console().print(table)
+
+
+@checkers_group.command("stop")
+@config_option
+def checkers_stop(config_path: str) -> None:
+    """Stop the game's checker fork servers (workers start them again when needed)."""
+    from checker.sandbox import stop_servers
+
+    config = load_or_exit(config_path)
+    click.echo(f"stopped {stop_servers(config.game.name)} fork server(s)")
+
+
+def _env_groups(config: GameConfig) -> dict[CheckerEnv, list[Service]]:
+    """Each checker environment with the services that share it, in game file order."""
+    from checker import envs
+
+    groups: dict[CheckerEnv, list[Service]] = {}
+    try:
+        for service in envs.checker_services(config):
+            groups.setdefault(envs.env_for(config, service), []).append(service)
+    except envs.CheckerEnvError as exc:
+        raise click.ClickException(str(exc)) from None
+    return groups
 
 
 from deploy.commands import register  # noqa: E402

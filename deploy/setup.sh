@@ -33,6 +33,8 @@ if [ "$want_browser" = 1 ]; then
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Checker environments are venvs of Debian's own interpreter (runnable by the checkers' users).
+/usr/bin/python3 -c 'import venv' 2>/dev/null || need+=(python3 python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then echo "setup: installing ${need[*]}"; apt_install "${need[@]}"; fi
 
 if [ ! -x .venv/bin/python ]; then echo "setup: creating .venv"; python3 -m venv .venv; fi

@@ -131,6 +131,18 @@ class CheckerSpec(_Model):
     url: str | None = Field(None, description="ENO checker service URL")
     timeout: float | None = Field(None, gt=0, description="seconds per action; default 10, or half a "
                                   "short round; must fit the round (game.round_seconds - 0.5)")
+    requirements: str | None = Field(None, description="pip requirements file of the checker's environment, "
+                                     "relative to the game file; default requirements.txt next to the checker")
+    apt: list[str] = Field(default_factory=list, description="Debian packages the checker needs; "
+                           "`adrange checkers build` installs the missing ones")
+
+    @field_validator("apt")
+    @classmethod
+    def _apt_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", name):
+                raise ValueError(f"{name!r} is not a Debian package name")
+        return value
 
     @model_validator(mode="after")
     def _needs_target(self) -> CheckerSpec:
@@ -138,6 +150,8 @@ class CheckerSpec(_Model):
             raise ValueError("protocol eno needs url")
         if self.protocol in ("native", "cli") and not self.path:
             raise ValueError(f"protocol {self.protocol} needs path")
+        if self.protocol == "eno" and (self.requirements or self.apt):
+            raise ValueError("requirements, apt: only native and cli checkers run in a checker environment")
         return self
 
 
@@ -343,7 +357,19 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
             lines.append(f"{source}: {_format_location(tuple(err['loc']))}: {msg}")
         raise ConfigError("\n".join(lines)) from None
     config.base_dir = base_dir or Path(".").resolve()
+    _check_files(config, source)
     return config
+
+
+def _check_files(config: GameConfig, source: str) -> None:
+    """Refuse files the game file names explicitly but that are not there."""
+    lines = []
+    for index, service in enumerate(config.services):
+        if service.checker.requirements and not config.resolve(service.checker.requirements).is_file():
+            lines.append(f"{source}: services[{index}].checker.requirements: no such file: "
+                         f"{config.resolve(service.checker.requirements)}")
+    if lines:
+        raise ConfigError("\n".join(lines))
 
 
 def load_config(path: str | Path) -> GameConfig:

@@ -40,10 +40,13 @@ def game_data(redis_url: str, teams: int = 4, services: int = 2, **game: Any) ->
 @pytest.fixture
 def processes() -> Iterator[list[Any]]:
     """Platform processes a test starts (`tests.processes.Process`), killed afterwards."""
+    from checker.sandbox import stop_servers
+
     started: list[Any] = []
     yield started
     for process in started:
         process.kill()
+    stop_servers()  # the workers' checker fork servers outlive them by design
 
 
 @pytest.fixture

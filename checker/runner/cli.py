@@ -37,18 +37,25 @@ def run_cli_action(path: Path, request: ActionRequest) -> ActionResult:
     if request.action != "check":
         args += [request.flag_id, request.flag, str(request.vuln)]
     out, command = _run(path, args, request.timeout)
-    stdout = out.stdout.decode("utf-8", "replace").strip()
-    stderr = out.stderr.decode("utf-8", "replace").strip()
-    if out.timed_out:
+    return cli_verdict(request, out.returncode, out.timed_out, out.stdout, out.stderr, out.duration, command)
+
+
+def cli_verdict(request: ActionRequest, returncode: int | None, timed_out: bool, stdout_raw: bytes,
+                stderr_raw: bytes, duration: float, command: str) -> ActionResult:
+    """What a finished CLI action says: timeout = DOWN (it had its whole timeout), the exit
+    code as status (unknown = CHECKER_ERROR), stdout public, stderr private, put's flag id."""
+    stdout = stdout_raw.decode("utf-8", "replace").strip()
+    stderr = stderr_raw.decode("utf-8", "replace").strip()
+    if timed_out:
         return ActionResult(
             request.action, Status.DOWN, f"checker did not finish in {request.timeout:g}s",
-            stderr, duration=out.duration, command=command,
+            stderr, duration=duration, command=command,
         )
-    assert out.returncode is not None
-    status = Status.from_exit_code(out.returncode)
-    if status != out.returncode:
-        stderr = f"exit code {out.returncode} is not a checker status\n{stderr}".strip()
-    result = ActionResult(request.action, status, stdout, stderr, duration=out.duration, command=command)
+    assert returncode is not None
+    status = Status.from_exit_code(returncode)
+    if status != returncode:
+        stderr = f"exit code {returncode} is not a checker status\n{stderr}".strip()
+    result = ActionResult(request.action, status, stdout, stderr, duration=duration, command=command)
     if request.action == "put" and status == Status.OK:
         result.flag_id = stdout or request.flag_id
         result.public_flag_id = public_flag_id(result.flag_id)
