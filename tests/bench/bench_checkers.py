@@ -602,7 +602,7 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=200)
     parser.add_argument("--services", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=max(4, 4 * (os.cpu_count() or 1)))
-    parser.add_argument("--fair-teams", type=int, default=100, help="teams of the fairness phase (too many for its workers)")
+    parser.add_argument("--fair-teams", type=int, default=100, help="teams of the fairness phase (too many)")
     parser.add_argument("--fair-rounds", type=int, default=5, help="rounds of the fairness phase")
     parser.add_argument("--realworld-rounds", type=int, default=5,
                         help=f"chains per target ({REALWORLD_TEAMS} targets) of the realworld phase")
