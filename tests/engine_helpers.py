@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from scoreboard.types import Status
 from tests.conftest import game_data
 from tests.processes import Process, write_game
 from tests.targets.notes_tcp import NotesServer
+from tests.targets.threaded import serving_all
 
 CHECKERS = Path(__file__).parent / "targets" / "checkers"
 # Loopback addresses of these tests' targets, apart from other tests' 127.0.x.y.
@@ -163,14 +164,6 @@ class AmnesiacNotes(NotesServer):
         return super().answer(line)
 
 
-@contextlib.contextmanager
-def serving(servers: list[NotesServer]) -> Iterator[list[NotesServer]]:
+def serving(servers: list[NotesServer]) -> contextlib.AbstractContextManager[Sequence[NotesServer]]:
     """Start targets, stop them afterwards."""
-    for server in servers:
-        server.start()
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            with contextlib.suppress(OSError, ValueError):
-                server.stop()
+    return serving_all(servers)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.targets.threaded import Threaded
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -23,21 +24,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class HttpTarget(ThreadingHTTPServer):
+class HttpTarget(Threaded, ThreadingHTTPServer):
     """The HTTP target on (host, port), served from a daemon thread after `start()`."""
-
-    daemon_threads = True
-    block_on_close = False
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__((host, port), _Handler)
-
-    def start(self) -> HttpTarget:
-        """Serve in a daemon thread; return self."""
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.shutdown()
-        self.server_close()

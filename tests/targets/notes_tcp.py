@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
+
+from tests.targets.threaded import Threaded, serving_all
 
 PORT = 17301
 
@@ -32,29 +33,13 @@ class _Handler(socketserver.StreamRequestHandler):
             self.wfile.write((self.server.answer(raw.decode(errors="replace").strip()) + "\n").encode())
 
 
-class NotesServer(socketserver.ThreadingTCPServer):
+class NotesServer(Threaded, socketserver.ThreadingTCPServer):
     """The notes store on (host, port); `notes` maps id to text."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
 
     def __init__(self, host: str, port: int = PORT) -> None:
         super().__init__((host, port), _Handler)
         self.mode = "ok"
         self.notes: dict[str, str] = {}
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> NotesServer:
-        """Serve in a daemon thread; return self."""
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket (connections are refused from now on)."""
-        self.shutdown()
-        self.server_close()
 
     def forget(self, note_id: str) -> None:
         """Delete a note, as a careless team would."""
@@ -79,9 +64,5 @@ class NotesServer(socketserver.ThreadingTCPServer):
 @contextlib.contextmanager
 def serving_notes(host: str, port: int = PORT) -> Iterator[NotesServer]:
     """A started `NotesServer` on `host`, stopped afterwards (unless the test stopped it)."""
-    server = NotesServer(host, port).start()
-    try:
+    with serving_all([NotesServer(host, port)]) as (server,):
         yield server
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            server.stop()

@@ -30,6 +30,8 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from tests.targets.threaded import Threaded, serving_all
+
 PORT = 17380
 NOTE_PATH = re.compile(r"^/notes/([0-9a-f]{16})$")
 
@@ -134,12 +136,8 @@ def _form(action: str, *fields: tuple[str, ...]) -> str:
     return f'<form method="post" action="{action}">{inputs}<button type="submit">Send</button></form>'
 
 
-class NotesWeb(ThreadingHTTPServer):
+class NotesWeb(Threaded, ThreadingHTTPServer):
     """The notes web app on (host, port): `users` (name to password hash), `sessions`, `notes`."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
 
     def __init__(self, host: str, port: int = PORT) -> None:
         super().__init__((host, port), _Handler)
@@ -149,16 +147,6 @@ class NotesWeb(ThreadingHTTPServer):
         self.notes: dict[str, Note] = {}
         self._secret = secrets.token_bytes(16)
         self._lock = threading.Lock()
-
-    def start(self) -> NotesWeb:
-        """Serve in a daemon thread; return self."""
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket (connections are refused from now on)."""
-        self.shutdown()
-        self.server_close()
 
     def register(self, name: str, password: str) -> bool:
         """Add a user; False when the name is taken."""
@@ -211,10 +199,5 @@ class NotesWeb(ThreadingHTTPServer):
 @contextlib.contextmanager
 def serving_notes_web(*hosts: str, port: int = PORT) -> Iterator[list[NotesWeb]]:
     """Started `NotesWeb` targets, one per host, stopped afterwards (unless already stopped)."""
-    servers = [NotesWeb(host, port).start() for host in hosts]
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            with contextlib.suppress(OSError, ValueError):
-                server.stop()
+    with serving_all([NotesWeb(host, port) for host in hosts]) as servers:
+        yield list(servers)
