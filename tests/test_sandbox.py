@@ -4,6 +4,7 @@ own unprivileged user, in its cgroup, as the init of its own PID namespace; fail
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -86,3 +87,19 @@ def test_an_environment_that_cannot_be_built_fails_closed_with_the_reason(redis_
     result = run_service_action(config, config.service(1), "check", HOST)
     assert result.status == Status.CHECKER_ERROR and "platform" in result.public
     assert "adrange checkers" in result.private  # the admin is told which command fixes it
+
+
+def test_a_jvm_checker_starts_under_the_limits(redis_server):
+    """Limits are on memory really used and on pids, not on address space: a JVM reserving
+    its heap and starting threads runs (a 1 GiB RLIMIT_AS made it fail)."""
+    if not shutil.which("java"):
+        pytest.skip("no JDK on this machine")
+    data = game_data(redis_server.url, teams=1, services=1, round_seconds=60)
+    data["services"][0]["checker"] = {"protocol": "cli", "path": str(HERE / "jvm" / "checker.sh"), "timeout": 40}
+    config = parse_config(data)
+    try:
+        result = run_service_action(config, config.service(1), "check", HOST)
+    finally:
+        stop_servers(config.game.name)
+    assert result.status == Status.OK, result
+    assert result.public.startswith("jvm ok") and result.command.startswith("exec ")
