@@ -212,13 +212,14 @@ def test_save_team_refuses_bad_input_with_a_clear_message(web):
         ({"name": "new", "token": "short"}, "at least 8 characters"),
         ({"name": "new", "token": web.token(1)}, "belongs to another team"),
         ({"id": 99, "name": "ghost"}, "no team with id 99"),
-        ({"id": "two", "name": "x"}, "a team id is a number"),
         ({"id": 2, "name": "team3"}, "team name 'team3' is taken"),
         ({"id": 2, "token": "a-new-token-123"}, "token cannot be changed"),
     ]
     for body, message in refused:
         reply = admin_api(web, "team", body)
         assert reply.status_code == 409 and message in reply.json()["msg"], (body, reply.text)
+    wrong_type = admin_api(web, "team", {"id": "two", "name": "x"})
+    assert wrong_type.status_code == 400 and "a team id is a number" in wrong_type.json()["msg"]
     assert web.store.overrides() == {}
     assert admin_api(web, "team", {"id": 2, "address": "box2.example.org"}).status_code == 200
 

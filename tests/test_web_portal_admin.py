@@ -169,3 +169,29 @@ def test_admin_api_answers_deeply_nested_json_with_400_not_500(web):
     reply = requests.post(web.url + "/admin/api/announce", data=b"[" * 5000 + b"]" * 5000,
                           auth=("admin", ADMIN_PASSWORD), timeout=5)
     assert reply.status_code == 400 and reply.json()["msg"] == "body must be a JSON object"
+
+
+def test_admin_api_answers_wrong_types_with_400_naming_the_field_and_changes_nothing(web):
+    """Ids as lists, text as numbers, a rerun of team 0: clear answers, never a 500."""
+    auth = ("admin", ADMIN_PASSWORD)
+    before = (web.store.state(), web.store.overrides(), web.store.announcements())
+    wrong = [
+        ("service", {"id": [1]}, "id must be a whole number"),
+        ("service", {"id": 1, "name": 5}, "name must be text"),
+        ("rerun", {"team": [1], "service": 1}, "team must be a whole number"),
+        ("rerun", {"team": 1, "service": {"a": 1}}, "service must be a whole number"),
+        ("rerun", {"team": True, "service": 1}, "team must be a whole number"),
+        ("announce", {"text": 42}, "text must be text"),
+        ("state", {"action": ["pause"]}, "action must be text"),
+        ("reset", {"confirm": 7}, "confirm must be text"),
+        ("schedule", {"start": [1]}, "start: not a time"),
+        ("team", {"id": {"x": 1}}, "a team id is a number"),
+    ]
+    for name, body, message in wrong:
+        reply = requests.post(f"{web.url}/admin/api/{name}", json=body, auth=auth, timeout=5)
+        assert reply.status_code == 400 and message in reply.json()["msg"], (name, body, reply.status_code, reply.text)
+    for body, message in [({"team": 0, "service": 1}, "no team with id 0"),
+                          ({"team": 1, "service": 99}, "no enabled service with id 99")]:
+        reply = requests.post(f"{web.url}/admin/api/rerun", json=body, auth=auth, timeout=5)
+        assert reply.status_code == 409 and message in reply.json()["msg"], reply.text
+    assert (web.store.state(), web.store.overrides(), web.store.announcements()) == before

@@ -31,7 +31,21 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class ActionError(Exception):
-    """An admin action that cannot be done; the message says why."""
+    """An admin action that cannot be done; the message says why (409)."""
+
+
+class BadInput(ActionError):
+    """A field of the wrong type or shape; the message names it (400)."""
+
+
+def _number(values: Any, key: str) -> int:
+    """A whole-number field (a JSON number or digits in a form)."""
+    value = values.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise BadInput(f"{key} must be a whole number, not {value!r}")
 
 
 # -- actions (shared by forms and the JSON API) -----------------------------------------
@@ -60,7 +74,7 @@ def _epoch(name: str, value: Any) -> float | None:
     if value in (None, ""):
         return None
     if isinstance(value, bool):
-        raise ActionError(f"{name}: not a time: {value!r}")
+        raise BadInput(f"{name}: not a time: {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -70,7 +84,7 @@ def _epoch(name: str, value: Any) -> float | None:
             raise ActionError(f"{name}: not a time: {value!r} (use ISO 8601, e.g. 2025-01-01T10:00)") from None
         seconds = parsed.timestamp()
     else:
-        raise ActionError(f"{name}: not a time: {value!r} (use ISO 8601 text or epoch seconds)")
+        raise BadInput(f"{name}: not a time: {value!r} (use ISO 8601 text or epoch seconds)")
     low, high = (dt.datetime(year, 1, 1, tzinfo=dt.UTC).timestamp() for year in SCHEDULE_YEARS)
     if not math.isfinite(seconds) or not low <= seconds < high:
         raise ActionError(f"{name}: {value!r} is not a time between {SCHEDULE_YEARS[0]} and {SCHEDULE_YEARS[1]}")
@@ -141,15 +155,15 @@ def _text_field(values: dict[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ActionError(f"{key} must be text")
+        raise BadInput(f"{key} must be text, not {value!r}")
     return value.strip()
 
 
 def _team_id(value: Any) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ActionError(f"a team id is a number, not {value!r}") from None
+        return _number({"id": value}, "id")
+    except BadInput:
+        raise BadInput(f"a team id is a number, not {value!r}") from None
 
 
 def _is_host(text: str) -> bool:
@@ -165,12 +179,15 @@ def _is_host(text: str) -> bool:
 
 def save_service(values: dict[str, Any]) -> str:
     """Rename or disable/enable a service."""
-    service_id = int(values.get("id") or 0)
+    service_id = _number(values, "id")
     if service_id not in {s.id for s in game_config().services}:
         raise ActionError(f"no service with id {service_id}")
     changes: dict[str, Any] = {"disabled": values.get("disabled") in (True, "1", "on", "true")}
-    if values.get("name"):
-        changes["name"] = values["name"]
+    name = _text_field(values, "name")
+    if name:
+        if len(name) > 64:
+            raise BadInput("name: use 1 to 64 characters")
+        changes["name"] = name
     game_store().set_override("service", service_id, changes, "admin")
     return f"service {service_id} saved"
 
@@ -199,7 +216,14 @@ def check_log(team: int, service: int) -> list[dict[str, Any]]:
 def rerun_check(team: int, service: int) -> str:
     """Ask the checker workers to run the box's check chain again now."""
     config = game_config()
+    effective = effective_game().current()
+    if team not in {t.id for t in effective.teams}:
+        raise ActionError(f"no team with id {team}")
+    if service not in {s.id for s in effective.services if s.enabled}:
+        raise ActionError(f"no enabled service with id {service}")
     round_ = game_store().state()["round"]
+    if not round_:
+        raise ActionError("no round is open yet")
     request_rerun(config, round_, team, service)
     game_store().log_admin("rerun", "admin", team=team, service=service, round=round_)
     return f"check of team {team} service {service} queued"
@@ -292,13 +316,13 @@ def checks():
 
 
 _FORM_ACTIONS = {
-    "state": lambda f: change_state(f.get("action", "")),
+    "state": lambda f: change_state(_text_field(f, "action") or ""),
     "schedule": lambda f: set_schedule(f.get("start"), f.get("stop")),
     "team": lambda f: save_team(_last_values(f)),
     "service": lambda f: save_service(dict(f)),
-    "announce": lambda f: announce(f.get("text", "")),
-    "rerun": lambda f: rerun_check(int(f.get("team", 0)), int(f.get("service", 0))),
-    "reset": lambda f: reset_game(f.get("confirm", "")),
+    "announce": lambda f: announce(_text_field(f, "text") or ""),
+    "rerun": lambda f: rerun_check(_number(f, "team"), _number(f, "service")),
+    "reset": lambda f: reset_game(_text_field(f, "confirm") or ""),
 }
 
 
@@ -359,5 +383,7 @@ def api_action(name: str):
         return jsonify({"status": False, "msg": "body must be a JSON object"}), 400
     try:
         return jsonify({"status": True, "msg": action(body)})
+    except BadInput as exc:
+        return jsonify({"status": False, "msg": str(exc)}), 400
     except (ActionError, ValueError) as exc:
         return jsonify({"status": False, "msg": str(exc)}), 409
