@@ -56,6 +56,7 @@ def test_a_setsid_escapee_dies_with_the_action_at_its_timeout(game):
     marker = str(1000 + uuid.uuid4().int % 10000)
     result = run_service_action(game, game.service(1), "put", HOST, marker, "escape", 1)
     assert result.status == Status.DOWN and "did not finish in 2s" in result.public
+    assert "escapee started" in result.private  # the helper really ran before the kill
     time.sleep(0.5)
     alive = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
     assert alive == "", f"escapee still alive: {alive}"
@@ -64,7 +65,8 @@ def test_a_setsid_escapee_dies_with_the_action_at_its_timeout(game):
 def test_a_hang_in_c_code_is_killed_at_the_timeout(game):
     started = time.monotonic()
     result = run_service_action(game, game.service(1), "put", HOST, "x", "chang", 1)
-    assert result.status == Status.DOWN
+    assert result.status == Status.DOWN and result.public == "checker did not finish in 2s"
+    assert "hanging in libc sleep" in result.private and result.duration >= 2
     assert time.monotonic() - started < 10
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checker.envs import CheckerEnv, CheckerEnvError, ensure_env
 from scoreboard.config import GameConfig, Service
 from scoreboard.types import Status
 
@@ -42,7 +43,7 @@ START_SECONDS = 30.0
 # than the action's own platform overhead).
 RECHECK_SECONDS = 10.0
 _lock = threading.Lock()
-_ready: dict[tuple[str, int], tuple[Any, Identity, float]] = {}  # (game, service) -> env, identity, checked
+_ready: dict[tuple[str, int], tuple[CheckerEnv, Identity, float]] = {}  # (game, service) -> env, identity, checked
 
 __all__ = ["SandboxError", "run_sandboxed", "stop_servers"]
 
@@ -71,11 +72,9 @@ def run_sandboxed(config: GameConfig, service: Service, request: ActionRequest) 
     return _cli_result(request, answer, command)
 
 
-def _prepare(config: GameConfig, service: Service) -> tuple[Any, Identity]:
+def _prepare(config: GameConfig, service: Service) -> tuple[CheckerEnv, Identity]:
     """The service's environment and identity, its fork server running (looked at again at
     most every `RECHECK_SECONDS`: a rebuilt environment gets a new server)."""
-    from checker.envs import CheckerEnvError, ensure_env
-
     key = (config.game.name, service.id)
     with _lock:
         known = _ready.get(key)
@@ -92,7 +91,7 @@ def _prepare(config: GameConfig, service: Service) -> tuple[Any, Identity]:
         return env, identity
 
 
-def _start_server(identity: Identity, env: Any) -> None:
+def _start_server(identity: Identity, env: CheckerEnv) -> None:
     """Start the service's fork server unless one of this environment answers already."""
     stamp_file, pid_file = identity.run_dir / "forkserver.stamp", identity.run_dir / "forkserver.pid"
     with open(identity.run_dir / ".start.lock", "w") as lock:
@@ -100,7 +99,7 @@ def _start_server(identity: Identity, env: Any) -> None:
         if _answers(identity.socket) and stamp_file.exists() and stamp_file.read_text() == env.stamp:
             return
         _kill(pid_file)
-        argv = [str(env.python), str(env.root / "forkserver.py"), "--socket", str(identity.socket),
+        argv = [str(env.python), str(env.forkserver), "--socket", str(identity.socket),
                 "--checker", str(env.checker)]
 
         def drop() -> None:  # in the child, before exec: into the cgroup, then the service's user
@@ -146,7 +145,7 @@ def _kill(pid_file: Path) -> None:
         pass
 
 
-def _environment(env: Any, identity: Identity) -> dict[str, str]:
+def _environment(env: CheckerEnv, identity: Identity) -> dict[str, str]:
     """What a checker finds in its environment: its own interpreter first, nothing inherited."""
     home = str(identity.home)
     return {"PATH": f"{env.root}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home,
@@ -154,7 +153,7 @@ def _environment(env: Any, identity: Identity) -> dict[str, str]:
             "PYTHONIOENCODING": "utf-8", "VIRTUAL_ENV": str(env.root)}
 
 
-def _request(service: Service, request: ActionRequest, env: Any, identity: Identity) -> dict[str, Any]:
+def _request(service: Service, request: ActionRequest, env: CheckerEnv, identity: Identity) -> dict[str, Any]:
     checker = str(env.checker)
     args = [request.action, request.host]
     if request.action != "check":

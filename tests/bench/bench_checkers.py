@@ -127,15 +127,21 @@ def _serve_notes(hosts: list[str], ready: multiprocessing.synchronize.Event) -> 
     asyncio.run(main())
 
 
-def start_target(teams: int) -> multiprocessing.Process:
-    """The asyncio notes target on 127.78.T.1 for every team (NOP included), in its own process."""
-    hosts = [ADDRESS_SCHEME.format(team=t) for t in range(1, teams + 2)]
+def serve_in_process(serve: Callable[[list[str], multiprocessing.synchronize.Event], None], hosts: list[str],
+                     what: str) -> multiprocessing.Process:
+    """`serve(hosts, ready)` in its own process, returned once it says it is ready."""
     ready = multiprocessing.Event()
-    process = multiprocessing.Process(target=_serve_notes, args=(hosts, ready), daemon=True)
+    process = multiprocessing.Process(target=serve, args=(hosts, ready), daemon=True)
     process.start()
     if not ready.wait(30):
-        raise RuntimeError("the notes target did not start")
+        raise RuntimeError(f"{what} did not start")
     return process
+
+
+def start_target(teams: int) -> multiprocessing.Process:
+    """The asyncio notes target on 127.78.T.1 for every team (NOP included), in its own process."""
+    return serve_in_process(_serve_notes, [ADDRESS_SCHEME.format(team=t) for t in range(1, teams + 2)],
+                            "the notes target")
 
 
 # -- one measured round ------------------------------------------------------------
@@ -384,12 +390,7 @@ def _serve_web(hosts: list[str], ready: multiprocessing.synchronize.Event) -> No
 
 def start_web(hosts: list[str]) -> multiprocessing.Process:
     """The notes web app on every address in `hosts`, in its own process."""
-    ready = multiprocessing.Event()
-    process = multiprocessing.Process(target=_serve_web, args=(hosts, ready), daemon=True)
-    process.start()
-    if not ready.wait(30):
-        raise RuntimeError("the notes web app did not start")
-    return process
+    return serve_in_process(_serve_web, hosts, "the notes web app")
 
 
 def chain(mode: Mode, spec: CheckerSpec, host: str, flag: str) -> list[Status]:

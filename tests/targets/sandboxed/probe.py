@@ -18,11 +18,13 @@ if action == "check":
 mode = sys.argv[4]
 if mode == "escape":
     subprocess.Popen(["setsid", "sleep", sys.argv[3]], start_new_session=True)
+    print("escapee started", file=sys.stderr, flush=True)
     ctypes.CDLL(None).sleep(1000)
 elif mode == "hog":
     hog = bytearray(3 * 1024**3)
     print("all good")
     sys.exit(101)
 elif mode == "chang":
+    print("hanging in libc sleep", file=sys.stderr, flush=True)
     ctypes.CDLL(None).sleep(1000)
 sys.exit(104)
