@@ -69,7 +69,7 @@ def check_box(round_: Round, team: TeamID, service: ServiceID, round_end: float,
                                   only_if_absent=attempt > 1)
     cut = result.skipped > 0
     store.count_round(round_, started=1, late=int(delay > LATE_START), cut=int(cut))
-    _note_max_delay(store, round_, delay)
+    store.note_max_delay(round_, delay)
     if attempt == 1 and not cut:  # a chain cut short says nothing about how long a whole one takes
         spec = current_game().current().service(service)
         sample = round_plan.chain_sample(spec, delay, result.duration, len(result.actions))
@@ -105,9 +105,3 @@ def _run_chain(store: GameStore, round_: Round, team: TeamID, service: ServiceID
         return ChainResult(Status.CHECKER_ERROR, "checker error (platform)", traceback.format_exc(),
                            duration=time.monotonic() - started)
 
-
-def _note_max_delay(store: GameStore, round_: Round, delay: float) -> None:
-    """Keep the round's largest dispatch delay (best effort: figures for the organizers)."""
-    key = store.keys.round_stats(round_)
-    if delay > float(store.redis.hget(key, "max_delay") or 0):
-        store.redis.hset(key, "max_delay", round(delay, 3))

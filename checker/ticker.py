@@ -219,7 +219,7 @@ class Ticker:
         sent = self._sent.pop(round_, [])
         if sent:
             check_box.app.control.revoke(sent)
-        self.store.redis.delete(self.store.keys.release_plan(round_))
+        self.store.drop_release_plan(round_)
         marks = self.store.chain_marks(round_)
         have = self.store.round_statuses(round_)
         unstarted = unfinished = 0

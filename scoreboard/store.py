@@ -362,12 +362,17 @@ class GameStore:
 
     def count_round(self, round_: Round, **counts: float) -> None:
         """Add to a round's engine figures (released, started, late, cut, unstarted, ...)."""
+        self._add(self.keys.round_stats(round_), counts, expire=86400)
+
+    def note_max_delay(self, round_: Round, delay: float) -> None:
+        """Keep the round's largest dispatch delay (best effort: figures for the organizers)."""
         key = self.keys.round_stats(round_)
-        pipe = self.redis.pipeline()
-        for name, value in counts.items():
-            pipe.hincrbyfloat(key, name, value)
-        pipe.expire(key, 86400)
-        pipe.execute()
+        if delay > float(self.redis.hget(key, "max_delay") or 0):
+            self.redis.hset(key, "max_delay", round(delay, 3))
+
+    def drop_release_plan(self, round_: Round) -> None:
+        """Forget a round's releases not sent yet (its close: they will never run)."""
+        self.redis.delete(self.keys.release_plan(round_))
 
     def round_stats(self, round_: Round) -> dict[str, float]:
         """A round's engine figures (see `count_round`)."""
@@ -406,9 +411,14 @@ class GameStore:
 
     def count_engine(self, **counts: float) -> None:
         """Add to the engine counters."""
+        self._add(self.keys.engine, counts)
+
+    def _add(self, key: str, counts: dict[str, float], expire: int | None = None) -> None:
         pipe = self.redis.pipeline()
         for name, value in counts.items():
-            pipe.hincrbyfloat(self.keys.engine, name, value)
+            pipe.hincrbyfloat(key, name, value)
+        if expire:
+            pipe.expire(key, expire)
         pipe.execute()
 
     def _take_lease(self, key: str, owner: str, seconds: float) -> bool:
