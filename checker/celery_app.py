@@ -9,16 +9,21 @@ notices the earlier attempt and records CHECKER_ERROR (see `checker.tasks`).
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import time
 from functools import lru_cache
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 
 from scoreboard.check_requests import queue_name
 from scoreboard.config import GameConfig, load_config
 from scoreboard.store import GameStore
 
 CONFIG_ENV = "ADRANGE_CONFIG"
+log = logging.getLogger("adrange.worker")
 
 app = Celery("adrange", include=["checker.tasks"])
 
@@ -50,6 +55,34 @@ def configure(config: GameConfig) -> Celery:
         result_backend_transport_options={"visibility_timeout": int(2 * round_seconds + 60)},
     )
     return app
+
+
+def run_worker(celery: Celery, argv: list[str], again: list[str]) -> None:
+    """Run a worker until it is asked to stop (SIGTERM, SIGINT).
+
+    Celery gives up in some broker-loss races (kombu's Redis transport raises an
+    AttributeError when a late ack meets the dropped connection: "Unrecoverable error",
+    exit 0). A worker that stops without being asked waits for Redis and starts again as a
+    fresh process image (`again`, same pid), so a Redis restart never leaves it dead."""
+    asked: list[object] = []
+    worker_shutting_down.connect(lambda **kw: asked.append(kw.get("sig")), weak=False)
+    try:
+        celery.worker_main(argv)
+    except SystemExit as exc:
+        if asked:
+            raise
+        code = exc.code
+    else:
+        code = 0
+    if asked:
+        return
+    from scoreboard.store import wait_for_redis
+
+    print(f"worker stopped by itself (exit {code}), not asked to: starting again once Redis answers",
+          file=sys.stderr, flush=True)
+    time.sleep(1.0)
+    wait_for_redis(current_config().redis_url, "worker")
+    os.execv(again[0], again)
 
 
 @lru_cache(maxsize=1)

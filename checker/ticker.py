@@ -50,11 +50,12 @@ HARD_LIMIT_SLACK = 5.0
 # Longest wait between retries while Redis or the broker is unreachable.
 MAX_BACKOFF = 5.0
 _REQUESTS = {"start": GameState.RUNNING, "pause": GameState.PAUSED, "resume": GameState.RUNNING,
-             "stop": GameState.OVER}
+             "stop": GameState.OVER, "reopen": GameState.PAUSED}
+OVER_POLL = 1.0  # seconds between looks at a finished game (an admin may reopen it)
 
 
 class Ticker:
-    """The round clock of one game; `run` until the game is over or `stop` is set."""
+    """The round clock of one game; `run` until `stop` is set."""
 
     def __init__(self, config: GameConfig, store: GameStore | None = None, lease_seconds: float = 3.0,
                  poll: float = 0.2, rng: random.Random | None = None) -> None:
@@ -72,16 +73,17 @@ class Ticker:
 
     # -- the loop --------------------------------------------------------------------
     def run(self) -> None:
-        """Hold the lease and drive rounds until the game is over or `stop` is set; wait out
-        Redis and broker outages."""
+        """Hold the lease and drive rounds until `stop` is set; wait out Redis and broker
+        outages. A finished game keeps it waiting (slower), for an admin's reopen."""
         log.info("ticker %s for game %s: waiting for the lease", self.owner, self.config.game.name)
         backoff = 0.0
+        over = False
         try:
             while not self.stop.is_set():
                 try:
-                    if self._tick():
-                        log.info("game over: ticker exits")
-                        return
+                    was_over, over = over, self._tick()
+                    if over and not was_over:
+                        log.info("game over: waiting in case an admin reopens it")
                     if backoff:
                         log.info("Redis and broker reachable again")
                     backoff = 0.0
@@ -91,7 +93,7 @@ class Ticker:
                     log.warning("ticker step failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
                     self.stop.wait(backoff)
                     continue
-                self.stop.wait(self.poll)
+                self.stop.wait(OVER_POLL if over else self.poll)
         finally:
             try:
                 self.store.release_ticker_lease(self.owner)
@@ -162,7 +164,7 @@ class Ticker:
         """(start, end) epoch times: the admin's schedule where set, else the game file's."""
         schedule = self.store.schedule()
         start = schedule.get("start", config.game.start.timestamp() if config.game.start else None)
-        end = schedule.get("stop", config.game.end.timestamp() if config.game.end else None)
+        end = schedule.get("stop", config.game.end.timestamp() if config.game.end else None)  # None: no end
         return start, end
 
     # -- round work -----------------------------------------------------------------
@@ -242,7 +244,7 @@ class Ticker:
 
 
 def run_ticker(config: GameConfig, lease_seconds: float = 3.0) -> None:
-    """Run a ticker until the game is over or SIGTERM / SIGINT (the `adrange ticker` command)."""
+    """Run a ticker until SIGTERM / SIGINT (the `adrange ticker` command)."""
     import signal
 
     ticker = Ticker(config, lease_seconds=lease_seconds)

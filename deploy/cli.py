@@ -90,10 +90,12 @@ def _logging(verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def web_command(config_path: str, host: str | None, port: int | None, verbose: bool) -> None:
     """Serve the board, team portal, admin, JSON APIs and HTTP submission."""
+    from scoreboard.store import wait_for_redis
     from scoreboard.web.serve import serve
 
     config = load_or_exit(config_path)
     _logging(verbose)
+    wait_for_redis(config.redis_url, "web")
     serve(config, host, port)
 
 
@@ -104,10 +106,12 @@ def submit_server_command(config_path: str, verbose: bool) -> None:
     """Serve TCP flag submission (faust, ructf, forcad dialects; ports from the game file)."""
     import asyncio
 
+    from scoreboard.store import wait_for_redis
     from scoreboard.submission.tcp import serve
 
     config = load_or_exit(config_path)
     _logging(verbose)
+    wait_for_redis(config.redis_url, "submit-server")
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
@@ -136,28 +140,40 @@ def worker_command(config_path: str, concurrency: int | None, verbose: bool) -> 
     """Run a Celery worker (prefork) that checks the game's targets."""
     import os
 
-    load_or_exit(config_path)
+    from scoreboard.store import wait_for_redis
+
+    config = load_or_exit(config_path)
+    wait_for_redis(config.redis_url, "worker")  # its warnings reach stderr before Celery sets up logging
     os.environ["ADRANGE_CONFIG"] = str(Path(config_path).resolve())
-    from checker.celery_app import app, current_config, queue_name
+    from checker.celery_app import app, current_config, queue_name, run_worker
 
     argv = ["worker", "-P", "prefork", "-Q", queue_name(current_config()), "-n", f"adrange.{os.getpid()}@%h",
             "--without-gossip", "--without-mingle", "-l", "DEBUG" if verbose else "INFO"]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    app.worker_main(argv)
+    run_worker(app, argv, [sys.executable, "-m", "deploy.cli", *sys.argv[1:]])
 
 
 @main.command("run")
 @config_option
 def run_command(config_path: str) -> None:
-    """Run the platform's processes (web, TCP submission, ticker, worker) supervised."""
+    """Run the platform's processes (web, TCP submission, ticker, worker) supervised.
+
+    One per game: a second `adrange run` of the same game is refused while the first
+    lives. Logs go to .run/<game>/logs; the processes die with this command however it
+    ends (Ctrl-C, SIGTERM, kill -9)."""
     from pathlib import Path
 
     from deploy.demo import platform_programs
-    from deploy.supervisor import ROOT, Supervisor
+    from deploy.supervisor import RunLease, Supervisor, state_dir
 
-    load_or_exit(config_path)
-    supervisor = Supervisor(ROOT / ".run" / "logs")
+    config = load_or_exit(config_path)
+    work = state_dir(config.game.name)
+    lease = RunLease(work)
+    if not lease.acquire():
+        raise click.ClickException(f"game {config.game.name!r} is already running (adrange run, pid "
+                                   f"{lease.holder()}); stop that one first")
+    supervisor = Supervisor(work / "logs")
     try:
         for program in platform_programs(Path(config_path).resolve()):
             supervisor.start(program)
@@ -165,6 +181,7 @@ def run_command(config_path: str) -> None:
         supervisor.wait()
     finally:
         supervisor.stop_all()
+        lease.release()
 
 
 @main.command("demo")
@@ -183,7 +200,10 @@ def demo_command(teams: int, round_seconds: float, resume: bool, redis_port: int
     from deploy.demo import run_demo
 
     _logging(False)
-    run_demo(teams, round_seconds, resume, redis_port, web_port, submit_port, name, subnet)
+    try:
+        run_demo(teams, round_seconds, resume, redis_port, web_port, submit_port, name, subnet)
+    except RuntimeError as exc:  # already running, no redis-server: say so, no traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("bot")

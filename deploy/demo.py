@@ -9,6 +9,7 @@ removes the containers and networks.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from scoreboard.store import GameStore
 from scoreboard.types import GameState
 
 from .redis_server import RedisServer
-from .supervisor import ROOT, Program, Supervisor, adrange
+from .supervisor import ROOT, Program, RunLease, Supervisor, adrange, state_dir
 
 CHALLENGES = ROOT / "challenges"
 TEAM_NAMES = ["蓝鲸 Blue Whale", "赤狐 Red Fox", "青龙 Azure Dragon", "白虎 White Tiger", "玄武 Black Tortoise",
@@ -68,7 +69,7 @@ def demo_game(teams: int, round_seconds: float, redis_port: int, web_port: int, 
                        "forcad_port": submit_port + 2},
         "web": {"host": "127.0.0.1", "port": web_port, "language": "zh"},
         "deploy": {"mode": "hosted", "box_subnet": subnet},
-        "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+        "redis_url": f"redis://:{secrets.token_urlsafe(18)}@127.0.0.1:{redis_port}/0",
     }
 
 
@@ -100,12 +101,16 @@ def _ensure_redis(config: GameConfig, work: Path, console: Console) -> RedisServ
         client.ping()
         console.log(f"using the Redis already at {config.redis_url}")
         return None
+    except (redis.AuthenticationError, redis.ResponseError) as exc:  # before ConnectionError: a subclass
+        raise RuntimeError(f"the Redis at port {client.connection_pool.connection_kwargs['port']} refuses "
+                           f"the game's password ({exc}): stop it or choose another --redis-port") from None
     except redis.ConnectionError:
         pass
-    port = client.connection_pool.connection_kwargs["port"]
+    kwargs = client.connection_pool.connection_kwargs
     (work / "redis").mkdir(parents=True, exist_ok=True)
-    console.log(f"starting redis-server on port {port} (AOF in {work / 'redis'})")
-    return RedisServer(work / "redis", port).start()
+    console.log(f"starting redis-server on port {kwargs['port']} (password from the game file, "
+                f"AOF in {work / 'redis'})")
+    return RedisServer(work / "redis", kwargs["port"], kwargs.get("password")).start()
 
 
 def _show_access(config: GameConfig, console: Console) -> None:
@@ -125,8 +130,10 @@ def run_demo(teams: int = 4, round_seconds: float = 20, resume: bool = False, re
     from .engine import all_engines
 
     console = console or Console(stderr=True)
-    work = ROOT / ".run" / name
-    work.mkdir(parents=True, exist_ok=True)
+    work = state_dir(name)
+    lease = RunLease(work)
+    if not lease.acquire():
+        raise RuntimeError(f"the {name!r} game is already running (pid {lease.holder()}); stop it first")
     config_path = work / "game.yml"
     if not (resume and config_path.exists()):
         game = demo_game(teams, round_seconds, redis_port, web_port, submit_port, name, subnet)
@@ -161,3 +168,4 @@ def run_demo(teams: int = 4, round_seconds: float = 20, resume: bool = False, re
             console.log(f"[red]deploy down failed: {exc}")
         if redis_server:
             redis_server.stop()
+        lease.release()

@@ -1,7 +1,9 @@
-"""A private redis-server: free port or given one, AOF on, its own data dir (demo, tests, benchmarks)."""
+"""A private redis-server: free port or given one, a password, AOF on, its own data dir
+(demo, tests, benchmarks)."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -10,6 +12,8 @@ import time
 from pathlib import Path
 
 import redis
+
+from .supervisor import die_with_parent
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -27,26 +31,28 @@ class RedisServer:
     answers clients, so even a kill -9 of redis-server alone could lose an accepted flag.
     """
 
-    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, directory: Path | None = None, port: int | None = None, password: str | None = None) -> None:
         if not shutil.which("redis-server"):
             raise RuntimeError("redis-server is not installed: run `make test` (it installs it) "
                                "or `apt-get install redis-server`")
         self.dir = directory or Path(tempfile.mkdtemp(prefix="adrange-redis-"))
         self.port = port or free_port()
+        self.password = password or secrets.token_urlsafe(18)  # always one: nobody else on the host gets in
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--maxclients", "20000", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             "--maxclients", "20000", "--protected-mode", "no", "--requirepass", self.password],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent,
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(port=self.port, password=self.password)
         deadline = time.monotonic() + 15
         while True:
             try:

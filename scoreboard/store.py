@@ -9,7 +9,9 @@ is one atomic step that Redis logs to its AOF before the caller sees the answer.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from .scoring.rating import LIMIT, STEP, delta_table
 from .scoring.replay import normalize
 from .types import GameState, Round, ServiceID, Status, TeamID
 
+log = logging.getLogger("adrange.store")
 STREAMS = ("capture", "check", "flag", "round", "admin")
 # Bounds (seconds) of the dispatch-delay histogram in /metrics.
 DELAY_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -34,7 +37,7 @@ _TRANSITIONS = {
     GameState.NOT_STARTED: {GameState.RUNNING, GameState.OVER},
     GameState.RUNNING: {GameState.PAUSED, GameState.OVER},
     GameState.PAUSED: {GameState.RUNNING, GameState.OVER},
-    GameState.OVER: set(),
+    GameState.OVER: {GameState.PAUSED},  # reopened by an admin: paused until resumed
 }
 
 
@@ -52,6 +55,38 @@ def connect(url: str) -> redis.Redis:
     pool = redis.BlockingConnectionPool.from_url(url, decode_responses=True, health_check_interval=30,
                                                  max_connections=64, timeout=10)
     return redis.Redis(connection_pool=pool)
+
+
+def wait_for_redis(url: str, who: str, max_wait: float = 5.0) -> None:
+    """Block until Redis at `url` answers PING; log the cause now and then while it does not.
+
+    Every process calls this at its start, so a platform started before its Redis (or
+    during a Redis restart) waits instead of exiting."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    delay, said = 0.2, 0.0
+    try:
+        while True:
+            try:
+                client.ping()
+                if said:
+                    log.info("%s: Redis reachable, starting", who)
+                return
+            except (redis.AuthenticationError, redis.ResponseError) as exc:  # waiting will not help
+                raise SystemExit(f"{who}: Redis at {_without_password(url)} refuses us: {exc} "
+                                 "(check the password in redis_url)") from None
+            except redis.RedisError as exc:
+                if time.monotonic() - said > 10:
+                    log.warning("%s: waiting for Redis at %s (%s)", who, _without_password(url), exc)
+                    said = time.monotonic()
+                time.sleep(delay)
+                delay = min(max_wait, delay * 2)
+    finally:
+        client.close()
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
 
 
 def connect_async(url: str) -> redis.asyncio.Redis:
@@ -208,20 +243,27 @@ class GameStore:
         """Clock requests the ticker has not applied yet (for the admin panel)."""
         return [json.loads(raw) for raw in self.redis.lrange(self.keys.requests, 0, -1)]
 
-    def set_schedule(self, start: float | None, stop: float | None, actor: str) -> None:
-        """Start and/or stop the game automatically at these epoch times (None: the game file's)."""
+    def set_schedule(self, start: float | None, stop: float | None, actor: str,
+                     no_stop: bool = False) -> None:
+        """Start and/or stop the game automatically at these epoch times (None: the game
+        file's); `no_stop`: no automatic end at all, whatever the game file says."""
         for name, value in (("start", start), ("stop", stop)):
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"schedule {name} must be a finite time")
-        self.redis.delete(self.keys.schedule)
-        values = {name: value for name, value in (("start", start), ("stop", stop)) if value is not None}
+        values: dict[str, float | str] = {name: value for name, value in (("start", start), ("stop", stop))
+                                          if value is not None}
+        if no_stop:
+            values["stop"] = ""
+        pipe = self.redis.pipeline()
+        pipe.delete(self.keys.schedule)
         if values:
-            self.redis.hset(self.keys.schedule, mapping=values)
-        self.log_admin("schedule", actor, start=start, stop=stop)
+            pipe.hset(self.keys.schedule, mapping=values)
+        pipe.execute()
+        self.log_admin("schedule", actor, start=start, stop=stop, no_stop=no_stop)
 
-    def schedule(self) -> dict[str, float]:
-        """The admin's scheduled start/stop (epoch seconds), where set."""
-        return {name: float(value) for name, value in self.redis.hgetall(self.keys.schedule).items()}
+    def schedule(self) -> dict[str, float | None]:
+        """The admin's scheduled start/stop (epoch seconds), where set; None: explicitly none."""
+        return {name: float(value) if value else None for name, value in self.redis.hgetall(self.keys.schedule).items()}
 
     def log_admin(self, action: str, actor: str, **data: Any) -> None:
         """Append an admin action to the admin stream."""

@@ -31,11 +31,20 @@ class TeamDirectory:
 
     def by_address(self, address: str) -> TeamID | None:
         """The team whose network holds this source address (most specific network wins)."""
+        found = self._find(address)
+        return found[1] if found else None
+
+    def network_of(self, address: str) -> str | None:
+        """The team network (CIDR text) holding this source address, or None."""
+        found = self._find(address)
+        return str(found[0]) if found else None
+
+    def _find(self, address: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, TeamID] | None:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return None
         for network, team in self._networks:
             if ip in network:
-                return team
+                return network, team
         return None

@@ -20,7 +20,9 @@ Per action (one JSON line on its Unix socket, one JSON line back) a handler proc
 
 Actions report the modules they imported that the server had not (imports inside
 functions, on first use); the server imports them between requests, so later actions fork
-warmer. It exits after `IDLE_SECONDS` without a request.
+warmer. It exits after `IDLE_SECONDS` without a request, and dies with the worker process
+that started it: the server, each handler and each action get SIGKILL from the kernel when
+their parent dies (``PR_SET_PDEATHSIG``), so a killed worker leaves no checker behind.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import types
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
 IDLE_SECONDS = 300.0
 OUTPUT_CAP = 64 * 1024
 DRAIN_SECONDS = 1.0
@@ -75,6 +78,13 @@ def preload(checker: str) -> list[str]:
     return loaded
 
 
+def die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent dies (exit now if it already has)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # adopted by init: the parent died before the request
+        os._exit(0)
+
+
 def _enter_namespaces() -> None:
     """A new user namespace (mapping our own uid and gid) and a new PID namespace for the
     next child: the action becomes the init of its own namespace."""
@@ -92,6 +102,7 @@ def _enter_namespaces() -> None:
 
 def _run_action(request: dict, checker: str, out_w: int, err_w: int, result_w: int) -> None:
     """In the forked action (pid 1 of its namespace): become what the checker expects, run it."""
+    die_with_parent()
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -328,6 +339,7 @@ def serve(path: str, checker: str) -> None:
             conn, _ = server.accept()
             idle_since = time.monotonic()
             if os.fork() == 0:
+                die_with_parent()
                 server.close()
                 os.close(learn_r)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -348,6 +360,7 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() == 0:
         sys.exit("forkserver: refusing to run as root")
+    die_with_parent()
     sys.path.append(os.path.dirname(args.checker))  # the checker's own modules, after the env's
     if not args.no_preload:
         loaded = preload(args.checker)

@@ -54,11 +54,13 @@ def change_state(action: str) -> str:
     applies the request at its next step (well within a second while it runs)."""
     store = game_store()
     if action not in ("start", "pause", "resume", "stop"):
-        raise ActionError(f"unknown action {action!r}: use start, pause, resume or stop")
+        raise ActionError(f"unknown action {action!r}: use start, pause, resume or stop (reopen: its own action)")
     state = store.state()["state"]
     allowed = {"start": {GameState.NOT_STARTED}, "pause": {GameState.RUNNING},
                "resume": {GameState.PAUSED}, "stop": {GameState.NOT_STARTED, GameState.RUNNING, GameState.PAUSED}}
     if state not in allowed[action]:
+        if state == GameState.OVER:
+            raise ActionError(f"cannot {action} the game: it is over (reopen it first)")
         raise ActionError(f"cannot {action} the game: it is {state.value}")
     store.request_state(action, "admin")
     if store.ticker_lease_holder() is None:
@@ -91,16 +93,44 @@ def _epoch(name: str, value: Any) -> float | None:
     return seconds
 
 
-def set_schedule(start: Any, stop: Any) -> str:
+def set_schedule(start: Any, stop: Any, confirm: Any = False) -> str:
     """Start and/or stop the game automatically at these times (ISO text or epoch seconds);
-    the ticker applies them."""
+    the ticker applies them. A stop in the past ends the game at once: only with `confirm`."""
     begin, end = _epoch("start", start), _epoch("stop", stop)
     if begin is not None and end is not None and end <= begin:
         raise ActionError("stop must be after start")
-    if end is not None and end <= time.time():
-        raise ActionError("stop must be in the future (use stop to end the game now)")
+    if end is not None and end <= time.time() and not _flag(confirm, "confirm"):
+        raise ActionError("stop is in the past: saving it ends the game at once; confirm to do that "
+                          "(or use stop)")
     game_store().set_schedule(begin, end, "admin")
     return "schedule saved: the ticker starts and stops the game at these times"
+
+
+def reopen_game(stop: Any) -> str:
+    """Reopen a finished game, paused (resume it to play on); the new `stop` time, or none:
+    no automatic end (the game file's end is overridden either way)."""
+    store = game_store()
+    if store.state()["state"] != GameState.OVER:
+        raise ActionError(f"only a finished game can be reopened: it is {store.state()['state'].value}")
+    end = _epoch("stop", stop)
+    if end is not None and end <= time.time():
+        raise ActionError("stop must be in the future")
+    start = store.schedule().get("start")
+    store.set_schedule(start, end, "admin", no_stop=end is None)
+    store.request_state("reopen", "admin")
+    until = f"until {dt.datetime.fromtimestamp(end).isoformat(timespec='seconds')}" if end else "with no scheduled end"
+    return f"reopen requested ({until}): the game is paused until you resume it"
+
+
+def _flag(value: Any, key: str) -> bool:
+    """A yes/no field: JSON true/false, or a form's "1"/"on"/"true" (absent: no)."""
+    if isinstance(value, bool):
+        return value
+    if value in (None, "", "0", "off", "false"):
+        return False
+    if value in ("1", "on", "true"):
+        return True
+    raise BadInput(f"{key} must be true or false, not {value!r}")
 
 
 def save_team(values: dict[str, Any]) -> str:
@@ -217,8 +247,8 @@ def rerun_check(team: int, service: int) -> str:
     """Ask the checker workers to run the box's check chain again now."""
     config = game_config()
     effective = effective_game().current()
-    if team not in {t.id for t in effective.teams}:
-        raise ActionError(f"no team with id {team}")
+    if team not in {t.id for t in effective.playing_teams}:
+        raise ActionError(f"no playing team with id {team}")
     if service not in {s.id for s in effective.services if s.enabled}:
         raise ActionError(f"no enabled service with id {service}")
     round_ = game_store().state()["round"]
@@ -286,7 +316,7 @@ def panel():
     """State, schedule, teams, services, announcements, checker logs, reset."""
     ensure_admin_password(game_config(), game_store())
     data = board_data()
-    schedule = {name: dt.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+    schedule = {name: dt.datetime.fromtimestamp(value).isoformat(timespec="seconds") if value else "none"
                 for name, value in game_store().schedule().items()}
     return render_template(
         "admin.html", game=game_config().game.name, board=data.snapshot(public=False), teams=_all_teams(),
@@ -317,7 +347,8 @@ def checks():
 
 _FORM_ACTIONS = {
     "state": lambda f: change_state(_text_field(f, "action") or ""),
-    "schedule": lambda f: set_schedule(f.get("start"), f.get("stop")),
+    "schedule": lambda f: set_schedule(f.get("start"), f.get("stop"), f.get("confirm")),
+    "reopen": lambda f: reopen_game(f.get("stop")),
     "team": lambda f: save_team(_last_values(f)),
     "service": lambda f: save_service(dict(f)),
     "announce": lambda f: announce(_text_field(f, "text") or ""),
@@ -373,8 +404,8 @@ def api_checks():
 @admin.post("/api/<name>")
 @admin_required
 def api_action(name: str):
-    """Run an action with a JSON body: state {action}, schedule {start, stop}, team, service,
-    announce {text}, rerun {team, service}, reset {confirm}."""
+    """Run an action with a JSON body: state {action}, schedule {start, stop, confirm},
+    reopen {stop}, team, service, announce {text}, rerun {team, service}, reset {confirm}."""
     action = _FORM_ACTIONS.get(name)
     if action is None:
         return jsonify({"status": False, "msg": f"unknown action {name}"}), 404
