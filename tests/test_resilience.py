@@ -18,13 +18,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import redis
 import requests
 
 from deploy.redis_server import RedisServer, free_port
 from deploy.supervisor import MAX_BACKOFF, ROOT, Program, Supervisor, backoff
 from scoreboard.config import load_config
 from scoreboard.flags import FlagCodec
-from scoreboard.store import GameStore, connect
+from scoreboard.store import GameStore, connect, wait_for_redis
 from scoreboard.types import GameState, Status
 from tests.engine_helpers import ADDRESS_SCHEME, checker, engine_game, serving, wait_until
 from tests.processes import Process, write_game
@@ -215,3 +217,14 @@ def test_back_off_doubles_per_quick_crash_and_starts_over_after_a_healthy_run(tm
     assert delays["quick"][:4] == [backoff(n) for n in range(1, 5)]  # 0.5, 1, 2, 4 s
     assert delays["slow"][:2] == [backoff(0), backoff(0)]  # up long enough each time: no growth
     assert backoff(100) == MAX_BACKOFF
+
+
+def test_the_projects_redis_requires_its_password_and_a_wrong_one_is_named(redis_server):
+    """Issue 11 item 6: no Redis the project starts lets in a client without the password
+    from the game file's redis_url; a process with a wrong one stops with the cause."""
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=redis_server.port).ping()
+    assert redis.Redis.from_url(redis_server.url).ping()
+    wrong = redis_server.url.replace(redis_server.password, "not-the-password")
+    with pytest.raises(SystemExit, match=r"refuses us: .*check the password in redis_url"):
+        wait_for_redis(wrong, "web")

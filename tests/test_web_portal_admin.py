@@ -190,8 +190,48 @@ def test_admin_api_answers_wrong_types_with_400_naming_the_field_and_changes_not
     for name, body, message in wrong:
         reply = requests.post(f"{web.url}/admin/api/{name}", json=body, auth=auth, timeout=5)
         assert reply.status_code == 400 and message in reply.json()["msg"], (name, body, reply.status_code, reply.text)
-    for body, message in [({"team": 0, "service": 1}, "no team with id 0"),
+    for body, message in [({"team": 0, "service": 1}, "no playing team with id 0"),
+                          ({"team": 5, "service": 1}, "no playing team with id 5"),  # the NOP team
                           ({"team": 1, "service": 99}, "no enabled service with id 99")]:
         reply = requests.post(f"{web.url}/admin/api/rerun", json=body, auth=auth, timeout=5)
         assert reply.status_code == 409 and message in reply.json()["msg"], reply.text
     assert (web.store.state(), web.store.overrides(), web.store.announcements()) == before
+
+
+def test_a_past_stop_needs_confirmation_and_a_finished_game_can_be_reopened(redis_server, tmp_path):
+    """Issue 11 item 4: a schedule that would end the game at once is refused unless
+    confirmed; OVER is not for good: the admin reopens it (paused, then resumed) and the
+    running ticker plays on from the next round."""
+    game = start_web(redis_server.url, tmp_path, round_seconds=2)
+    ticker = game.start_ticker()
+    auth = ("admin", ADMIN_PASSWORD)
+
+    def post(name, body):
+        return requests.post(f"{game.url}/admin/api/{name}", json=body, auth=auth, timeout=5)
+
+    try:
+        assert post("state", {"action": "start"}).status_code == 200
+        wait_until(lambda: game.store.state()["round"] >= 1, 10, "round 1 opened")
+        past = time.time() - 60
+        reply = post("schedule", {"stop": past})
+        assert reply.status_code == 409 and "ends the game at once" in reply.json()["msg"], reply.text
+        assert game.store.state()["state"] == GameState.RUNNING and game.store.schedule() == {}
+        assert post("schedule", {"stop": past, "confirm": "yes"}).status_code == 400  # not a yes/no value
+        reply = post("schedule", {"stop": past, "confirm": True})
+        assert reply.status_code == 200, reply.text
+        wait_until(lambda: game.store.state()["state"] == GameState.OVER, 10, "game over")
+        over_round = game.store.state()["round"]
+        assert post("state", {"action": "resume"}).json()["msg"].endswith("it is over (reopen it first)")
+        assert post("reopen", {"stop": past}).status_code == 409  # a new stop must be in the future
+        reply = post("reopen", {})
+        assert reply.status_code == 200 and "no scheduled end" in reply.json()["msg"], reply.text
+        wait_until(lambda: game.store.state()["state"] == GameState.PAUSED, 10, "reopened, paused")
+        time.sleep(2.5)  # the ticker stays paused: the past stop is gone, no round opens
+        assert game.store.state()["state"] == GameState.PAUSED and game.store.state()["round"] == over_round
+        assert post("state", {"action": "resume"}).status_code == 200
+        wait_until(lambda: game.store.state()["closed_round"] >= over_round + 1, 15, "the game plays on")
+        assert game.store.state()["state"] == GameState.RUNNING
+        assert post("reopen", {}).status_code == 409  # only a finished game
+    finally:
+        ticker.kill()
+        game.stop()
