@@ -36,7 +36,7 @@ import time
 from scoreboard.check_requests import queue_name
 from scoreboard.config import GameConfig
 from scoreboard.effective import EffectiveGame
-from scoreboard.store import GameStore, StateError
+from scoreboard.store import REQUESTS, GameStore, StateError
 from scoreboard.types import GameState, Round, Status
 
 from . import round_plan
@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 HARD_LIMIT_SLACK = 5.0
 # Longest wait between retries while Redis or the broker is unreachable.
 MAX_BACKOFF = 5.0
-_REQUESTS = {"start": GameState.RUNNING, "pause": GameState.PAUSED, "resume": GameState.RUNNING,
-             "stop": GameState.OVER, "reopen": GameState.PAUSED}
 OVER_POLL = 1.0  # seconds between looks at a finished game (an admin may reopen it)
 
 
@@ -151,9 +149,9 @@ class Ticker:
         """Apply the admins' queued start / pause / resume / stop, oldest first."""
         for request in self.store.take_state_requests():
             action, actor = request.get("action", ""), request.get("actor", "admin")
-            target = _REQUESTS.get(action)
-            if target is None:
+            if action not in REQUESTS:
                 continue
+            target = REQUESTS[action][0]
             try:
                 self.store.set_state(target, actor=actor, reason=action, now=now)
                 log.info("%s by %s applied", action, actor)

@@ -83,6 +83,75 @@ def _logging(verbose: bool) -> None:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+@main.command("hash-password")
+@click.option("--stdin", "from_stdin", is_flag=True, help="read the password from standard input (no prompt)")
+def hash_password(from_stdin: bool) -> None:
+    """Print the hash of an admin password, for web.admin_password_hash in the game file."""
+    from werkzeug.security import generate_password_hash
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("admin password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("use at least 8 characters")
+    click.echo(generate_password_hash(password))
+
+
+@main.command("teams")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def teams_command(config_path: str, fmt: str) -> None:
+    """The teams with their addresses, portal tokens and SSH logins, to hand out."""
+    from deploy.organizer import FIELDS, effective_config, render_rows, team_rows
+
+    config, source = effective_config(load_or_exit(config_path))
+    rows = team_rows(config)
+    if fmt != "table":
+        click.echo(render_rows(rows, fmt), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{config.game.name}: teams ({source})")
+    for field in FIELDS:
+        table.add_column(field)
+    for row in rows:
+        table.add_row(*(str(row[f]) for f in FIELDS))
+    Console().print(table)
+
+
+@main.command("game")
+@config_option
+@click.argument("action", type=click.Choice(["status", "start", "pause", "resume", "stop", "reopen"]))
+@click.option("--stop-at", default=None, help="reopen: the new end (ISO time); default none")
+def game_command(config_path: str, action: str, stop_at: str | None) -> None:
+    """Show the game's state, or ask the ticker to start, pause, resume, stop or reopen it."""
+    import datetime as dt
+    import json
+
+    from deploy.organizer import game_status
+    from scoreboard.store import GameStore, StateError, connect
+
+    config = load_or_exit(config_path)
+    if action != "status":
+        store = GameStore(config, connect(config.redis_url))
+        try:
+            if action == "reopen":
+                store.reopen(dt.datetime.fromisoformat(stop_at).timestamp() if stop_at else None, "cli")
+            else:
+                store.request_state(action, "cli")
+        except StateError as exc:
+            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.ClickException(f"--stop-at: {exc}") from None
+        held = store.ticker_lease_holder()
+        click.echo(f"{action} requested: " + ("the ticker applies it within a second" if held
+                                              else "no ticker runs now; it applies it when one starts"))
+        return
+    click.echo(json.dumps(game_status(config), indent=2))
+
+
 @main.command("web")
 @config_option
 @click.option("--host", default=None, help="listen address (default web.host)")

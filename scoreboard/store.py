@@ -41,6 +41,17 @@ _TRANSITIONS = {
 }
 
 
+# What an operator may ask the ticker for (admin panel, API, `adrange game`), and from
+# which states; the ticker maps each to its target state.
+REQUESTS: dict[str, tuple[GameState, frozenset[GameState]]] = {
+    "start": (GameState.RUNNING, frozenset({GameState.NOT_STARTED})),
+    "pause": (GameState.PAUSED, frozenset({GameState.RUNNING})),
+    "resume": (GameState.RUNNING, frozenset({GameState.PAUSED})),
+    "stop": (GameState.OVER, frozenset({GameState.NOT_STARTED, GameState.RUNNING, GameState.PAUSED})),
+    "reopen": (GameState.PAUSED, frozenset({GameState.OVER})),
+}
+
+
 class StateError(Exception):
     """A game state change that is not allowed from the current state."""
 
@@ -229,8 +240,25 @@ class GameStore:
 
     # -- requests to the clock owner (the ticker applies them) -------------------------------
     def request_state(self, action: str, actor: str) -> None:
-        """Ask the ticker to start, pause, resume or stop the game at its next step."""
+        """Ask the ticker to start, pause, resume, stop or reopen the game at its next step;
+        StateError if the game's state does not allow it now (see `REQUESTS`)."""
+        state = self.state()["state"]
+        if action not in REQUESTS:
+            raise StateError(f"unknown action {action!r}: use {', '.join(REQUESTS)}")
+        if state not in REQUESTS[action][1]:
+            hint = " (reopen it first)" if state == GameState.OVER else ""
+            raise StateError(f"cannot {action} the game: it is {state.value}{hint}")
         self.redis.rpush(self.keys.requests, json.dumps({"action": action, "actor": actor, "t": time.time()}))
+
+    def reopen(self, stop: float | None, actor: str) -> None:
+        """Ask the ticker to reopen a finished game (paused) with a new end, or none: the
+        admin's schedule keeps its start and overrides the game file's end either way."""
+        if self.state()["state"] != GameState.OVER:
+            raise StateError(f"only a finished game can be reopened: it is {self.state()['state'].value}")
+        if stop is not None and stop <= time.time():
+            raise StateError("the new stop must be in the future")
+        self.set_schedule(self.schedule().get("start"), stop, actor, no_stop=stop is None)
+        self.request_state("reopen", actor)
 
     def take_state_requests(self) -> list[dict[str, Any]]:
         """The pending clock requests, oldest first, removed from the queue (ticker only)."""

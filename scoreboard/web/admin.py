@@ -20,7 +20,8 @@ from flask import Blueprint, jsonify, redirect, render_template, request, sessio
 from ..check_requests import request_rerun
 from ..config import Team, derive_token
 from ..effective import apply_overrides, disabled_teams
-from ..types import GameState, Status
+from ..store import StateError
+from ..types import Status
 from .auth import admin_password_ok, admin_required, ensure_admin_password
 from .context import board_data, effective_game, game_config, game_store, json_body
 
@@ -53,16 +54,12 @@ def change_state(action: str) -> str:
     """Ask the ticker (the clock's only owner) to start, pause, resume or stop the game; it
     applies the request at its next step (well within a second while it runs)."""
     store = game_store()
-    if action not in ("start", "pause", "resume", "stop"):
-        raise ActionError(f"unknown action {action!r}: use start, pause, resume or stop (reopen: its own action)")
-    state = store.state()["state"]
-    allowed = {"start": {GameState.NOT_STARTED}, "pause": {GameState.RUNNING},
-               "resume": {GameState.PAUSED}, "stop": {GameState.NOT_STARTED, GameState.RUNNING, GameState.PAUSED}}
-    if state not in allowed[action]:
-        if state == GameState.OVER:
-            raise ActionError(f"cannot {action} the game: it is over (reopen it first)")
-        raise ActionError(f"cannot {action} the game: it is {state.value}")
-    store.request_state(action, "admin")
+    if action == "reopen":
+        raise ActionError("reopen is its own action (it takes the new stop time)")
+    try:
+        store.request_state(action, "admin")
+    except StateError as exc:
+        raise ActionError(str(exc)) from None
     if store.ticker_lease_holder() is None:
         return f"{action} requested; no ticker is running: it takes effect when one starts"
     return f"{action} requested: the ticker applies it within a second"
@@ -109,15 +106,11 @@ def set_schedule(start: Any, stop: Any, confirm: Any = False) -> str:
 def reopen_game(stop: Any) -> str:
     """Reopen a finished game, paused (resume it to play on); the new `stop` time, or none:
     no automatic end (the game file's end is overridden either way)."""
-    store = game_store()
-    if store.state()["state"] != GameState.OVER:
-        raise ActionError(f"only a finished game can be reopened: it is {store.state()['state'].value}")
     end = _epoch("stop", stop)
-    if end is not None and end <= time.time():
-        raise ActionError("stop must be in the future")
-    start = store.schedule().get("start")
-    store.set_schedule(start, end, "admin", no_stop=end is None)
-    store.request_state("reopen", "admin")
+    try:
+        game_store().reopen(end, "admin")
+    except StateError as exc:
+        raise ActionError(str(exc)) from None
     until = f"until {dt.datetime.fromtimestamp(end).isoformat(timespec='seconds')}" if end else "with no scheduled end"
     return f"reopen requested ({until}): the game is paused until you resume it"
 
