@@ -9,6 +9,7 @@ if sys.argv[1:2] == ["web"]:  # gevent must patch the standard library before an
 
     monkey.patch_all()
 
+import os
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -54,6 +55,8 @@ def init(path: str, force: bool) -> None:
         raise click.ClickException(f"{path} exists; use --force to overwrite")
     text = resources.files("scoreboard").joinpath("example.yml").read_text()
     text = text.replace("CHANGE-ME-to-a-long-random-string", secrets.token_urlsafe(24))
+    challenges = Path(__file__).resolve().parent.parent / "challenges"  # the sample challenges
+    text = text.replace("CHALLENGES", os.path.relpath(challenges, target.resolve().parent))
     target.write_text(text)
     click.echo(f"wrote {path}")
 
@@ -207,7 +210,6 @@ def ticker_command(config_path: str, lease: float, verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def worker_command(config_path: str, concurrency: int | None, verbose: bool) -> None:
     """Run a Celery worker (prefork) that checks the game's targets."""
-    import os
 
     from scoreboard.store import wait_for_redis
 

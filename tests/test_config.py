@@ -75,7 +75,11 @@ def test_init_writes_an_example_that_validates(tmp_path):
     assert "CHANGE-ME" not in text and "# " in text
     out = subprocess.run([*cli, "validate", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "ok: game 'demo', 2 teams (+1 NOP)" in out.stdout
+    assert "ok: game 'mygame', 2 teams (+1 NOP)" in out.stdout  # not the demo's name: no clash of containers
+    config = load_config(path)
+    notes = config.services[0]
+    assert (config.base_dir / notes.checker.path).is_file() and (config.base_dir / notes.challenge).is_dir()
+    assert notes.ports == yaml.safe_load((config.base_dir / notes.challenge / "challenge.yml").read_text())["ports"]
     again = subprocess.run([*cli, "init", str(path)], capture_output=True, text=True)
     assert again.returncode != 0 and "exists" in again.stderr
 
