@@ -35,7 +35,8 @@ class TeamRow:
 
 
 def rank(config: GameConfig, counters: CountersByBox) -> list[TeamRow]:
-    """Rank the playing teams by total (ties by name); pure function of the counters."""
+    """Rank the playing teams by total; tied teams share a rank (1, 2, 2, 4), listed by
+    name; a pure function of the counters."""
     scoring = config.game.scoring
     formula = formula_for(scoring.formula)
     ctx = ScoreContext(scoring, active_teams=len(config.playing_teams))
@@ -57,5 +58,6 @@ def rank(config: GameConfig, counters: CountersByBox) -> list[TeamRow]:
         ))
     rows.sort(key=lambda r: (-r.total, r.name))
     for position, row in enumerate(rows, 1):
-        row.rank = position
+        above = rows[position - 2] if position > 1 else None
+        row.rank = above.rank if above is not None and above.total == row.total else position
     return rows

@@ -245,3 +245,13 @@ def test_the_close_script_keeps_the_score_history_without_any_web_node(make_game
     assert sorted(history) == [1, 2, 3]
     assert history[3] == {team: (row.total, row.rank) for team, row in s.items()}
     assert history[1][1][0] < history[3][1][0]  # team 1 gained over the rounds
+
+
+def test_tied_teams_share_a_rank_and_the_next_rank_skips(make_game):
+    """Issue 12 item 7: equal totals get the same rank (1, 2, 2, 4), not different ones."""
+    config, _ = make_game(teams=4)
+    counters = {(1, 1): {"a:1": 3}, (2, 1): {"a:1": 1}, (3, 1): {"a:1": 1}}  # flags captured alone
+    rows = rank(config, counters)
+    assert [(row.team, row.rank) for row in rows][0] == (1, 1)
+    assert rows[1].total == rows[2].total and rows[1].rank == rows[2].rank == 2
+    assert rows[3].rank == 4 and rows[3].total < rows[2].total
