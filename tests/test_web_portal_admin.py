@@ -235,3 +235,19 @@ def test_a_past_stop_needs_confirmation_and_a_finished_game_can_be_reopened(redi
     finally:
         ticker.kill()
         game.stop()
+
+
+def test_portal_tells_the_team_how_to_submit_with_its_own_values_and_shows_clock_times(web):
+    """Issue 12 item 6: TCP ports per dialect, PUT /flags with the team's token, the flag
+    format, and submission times as a clock, not epoch numbers."""
+    team = web.config.teams[0]
+    session, _ = login(web, "team", web.token(1))
+    token = csrf_of(session, web.url + "/team/")
+    session.post(web.url + "/team/submit", data={"flags": "not-a-flag", "csrf": token}, timeout=5)
+    page = session.get(web.url + "/team/", timeout=5).text
+    sub = web.config.submission
+    assert f"X-Team-Token: {web.token(1)}" in page and f"{web.url}/flags" in page
+    for port in (sub.faust_port, sub.ructf_port, sub.forcad_port):
+        assert f"nc {sub.host} {port}" in page
+    assert team.network in page and "[A-Z0-9]{31}=" in page
+    assert re.search(r'<table id="history">.*?<td>\d\d:\d\d:\d\d</td>', page, re.S), "a clock time"

@@ -7,6 +7,8 @@ session, then the game file.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import request, session
 
 from .context import game_config
@@ -65,7 +67,26 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "message": ("信息", "Message"),
     "admin": ("管理后台", "Admin"),
     "no_data": ("暂无数据", "nothing yet"),
+    "how_to_submit": ("如何提交 flag", "How to submit flags"),
+    "flag_format": ("flag 格式", "Flag format"),
+    "http_batch": ("请求体为 flag 的 JSON 列表，每次最多",
+                   "the body is a JSON list of flags, at most this many per request:"),
+    "tcp_by_token": ("连接后先发送队伍令牌一行，然后每行一个 flag",
+                     "send your team token on the first line, then one flag per line"),
+    "tcp_by_address": ("每行一个 flag；按来源地址识别队伍，须从本队网络连接",
+                       "one flag per line; your team is known by the source address, so connect from your network"),
 }
+
+
+def clock(epoch: float | str | None) -> str:
+    """An epoch time as the host's local clock: HH:MM:SS today, else with the date."""
+    try:
+        moment = dt.datetime.fromtimestamp(float(epoch or 0))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+    if moment.date() == dt.date.today():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def language() -> str:

@@ -12,12 +12,31 @@ import time
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from ..access import team_access
+from ..flags import FlagCodec
 from ..types import TeamID
 from .api import team_view
 from .auth import current_team, team_by_token, team_required
 from .context import board_data, game_store, submissions
+from .i18n import clock
 
 portal = Blueprint("portal", __name__, url_prefix="/team")
+portal.add_app_template_filter(clock, "clock")
+
+
+def submit_instructions(team: TeamID) -> dict:
+    """How this team submits: TCP host and port per dialect, HTTP, its token, its source
+    network (address-identified dialects) and the flag format, from the effective game."""
+    config = board_data().config()
+    sub = config.submission
+    host = sub.host if sub.host not in ("0.0.0.0", "::") else request.host.rsplit(":", 1)[0]
+    me = config.team(team)
+    tcp = [{"dialect": name, "port": port, "by_token": name == "forcad"}
+           for name, port in (("faust", sub.faust_port), ("ructf", sub.ructf_port), ("forcad", sub.forcad_port))
+           if port is not None]
+    return {"host": host, "tcp": tcp, "http": sub.http, "url": request.host_url.rstrip("/") + "/flags",
+            "token": me.token, "network": me.network, "pattern": FlagCodec(config.game.secret,
+                                                                           config.game.flag_prefix).pattern,
+            "batch": sub.limits.batch_size}
 
 
 def target_access(team: TeamID) -> list[dict]:
@@ -59,6 +78,7 @@ def home(team: TeamID):
     services = {s.id: s.name for s in config.services}
     return render_template("portal.html", team=config.team(team), view=view, names=names, services=services,
                            history=game_store().portal_submissions(team)[:100], access=target_access(team),
+                           how=submit_instructions(team),
                            game=config.game.name, result=session.pop("result", None))
 
 
