@@ -182,7 +182,7 @@ def patch_box(config: GameConfig, team: Team, service: Service) -> None:
                     if line.startswith("+++ b/"):
                         name = line[6:].split("\t")[0]
                         info = tar.gettarinfo(str(work / name), arcname=name)
-                        info.uid, info.gid, info.uname, info.gname = 1000, 1000, "svc", "svc"
+                        info.uid, info.gid, info.uname, info.gname = 1001, 1000, "team", "svc"  # as over SSH
                         with (work / name).open("rb") as handle:
                             tar.addfile(info, handle)
         box = find_box(config, team.id, service.id)

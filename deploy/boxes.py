@@ -6,6 +6,13 @@ it exits). It sits on the game network at its fixed address, publishes the servi
 ports and its sshd at the team's address, runs with CPU/memory/pids limits, every
 capability dropped but the few the supervisor needs, and no-new-privileges.
 
+Against the players inside it: the code under /srv belongs to the team user, the service
+user writes only the service's ``writable`` paths; /srv is the box's own size-capped disk
+(deploy/disks.py) and every other place a user can write is a capped tmpfs (/tmp,
+/var/tmp, /run, /var/log, /home/team, /dev/shm), so nothing a player does fills the
+host's disk (the container log is rotated too); the embedded DNS resolver forwards only
+to the box's own address, so names outside the game never leave the box.
+
 `up` compares each box's ``adrange.spec`` label (a hash of everything it was created
 with, image id included) with what the game file asks for now: equal boxes are left
 alone (started if stopped), different ones recreated, boxes no longer wanted removed.
@@ -31,7 +38,7 @@ from scoreboard import access
 from scoreboard.config import GameConfig, Service, Team
 from scoreboard.types import ServiceID, TeamID
 
-from . import images, network
+from . import disks, images, network
 from .engine import all_engines, connect, engine_url
 
 LABEL_GAME = network.LABEL_GAME
@@ -40,9 +47,13 @@ LABEL_SERVICE = "adrange.service"
 LABEL_ROLE = "adrange.role"
 LABEL_SPEC = "adrange.spec"
 # What the supervisor needs as root in the box: drop to the service user (SETUID, SETGID),
-# make /srv group-writable (CHOWN, FOWNER, DAC_OVERRIDE), kill the service on restart
-# (KILL), and sshd's privilege separation (SYS_CHROOT).
+# give /srv to the team and the writable paths to the service user (CHOWN, FOWNER,
+# DAC_OVERRIDE), kill the service on restart (KILL), and sshd's privilege separation
+# (SYS_CHROOT).
 BOX_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID", "SYS_CHROOT"]
+# The in-memory scratch mounts, each deploy.tmpfs large (/dev/shm too, as shm_size).
+SCRATCH = {"/tmp": "1777", "/var/tmp": "1777", "/run": "0755", "/var/log": "0755", "/home/team": "0700"}
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}}
 WORKERS = 4
 
 
@@ -59,12 +70,23 @@ class Box:
     engine: str
     name: str
     address: str
+    image_id: str
     create: dict = field(repr=False)
+    disk: str | None = None  # the disk's id (deploy/disks.py), None without a disk
+    device: str | None = None  # its loop device, once attached
 
     @property
     def spec(self) -> str:
-        """The hash stored in the box's label; a different hash means recreate."""
-        return self.create["labels"][LABEL_SPEC]
+        """The hash stored in the box's label (of everything it is created with, image id and
+        disk device included); a different hash means recreate."""
+        source = {k: v for k, v in self.create.items() if k != "networking_config"}
+        source.update(image_id=self.image_id, address=self.address, device=self.device)
+        return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
+
+    def attach(self, device: str) -> None:
+        """Mount the disk, attached on `device`, as /srv."""
+        self.device = device
+        self.create["volumes"] = {disks.volume_name(self.name): {"bind": "/srv", "mode": "rw"}}
 
 
 @dataclass
@@ -92,8 +114,9 @@ def require_hosted(config: GameConfig) -> None:
 
 
 # -- what is wanted ----------------------------------------------------------------
-def wanted_boxes(config: GameConfig) -> list[Box]:
-    """Every box the game file asks for (NOP team included), with its create arguments."""
+def wanted_boxes(config: GameConfig, running: Iterable[tuple[str, str]] = ()) -> list[Box]:
+    """Every box the game file asks for (NOP team included), with its create arguments and
+    its disk made and attached; `running` names the (engine, box) containers that run."""
     boxes = []
     for team in config.teams:
         url = engine_url(config, team)
@@ -101,7 +124,30 @@ def wanted_boxes(config: GameConfig) -> list[Box]:
         for service in images.hosted_services(config):
             image = images.image_name(config, service, client)
             boxes.append(_box(config, team, service, url, image, client))
+    _attach_disks(config, boxes, set(running))
     return boxes
+
+
+def _attach_disks(config: GameConfig, boxes: list[Box], running: set[tuple[str, str]] | None = None) -> None:
+    """Attach every box's disk, one helper run per engine. A running box whose volume holds
+    the same disk needs none: its mount keeps the loop device bound to that disk's file."""
+    for url in dict.fromkeys(b.engine for b in boxes if b.disk):
+        volumes = disks.game_volumes(connect(url), config.game.name) if running else {}
+        todo = []
+        for box in (b for b in boxes if b.engine == url and b.disk):
+            volume = volumes.get(box.name)
+            labels = (volume.attrs.get("Labels") or {}) if volume else {}
+            if (url, box.name) in (running or ()) and labels.get(disks.LABEL_DISK) == box.disk:
+                box.attach(labels[disks.LABEL_DEVICE])
+            else:
+                todo.append(box)
+        try:
+            devices = disks.attach(connect(url), config.deploy.base_image, config.game.name,
+                                   [(b.name, b.disk, config.deploy.disk) for b in todo])
+        except disks.DiskError as exc:
+            raise DeployError(str(exc)) from None
+        for box in todo:
+            box.attach(devices[box.name])
 
 
 def _box(config: GameConfig, team: Team, service: Service, url: str, image: str,
@@ -124,6 +170,7 @@ def _box(config: GameConfig, team: Team, service: Service, url: str, image: str,
     if config.deploy.ssh:
         ports["22/tcp"] = (team.address, access.ssh_port(service))
     dep = config.deploy
+    scratch = disks.size_bytes(dep.tmpfs)
     create = {
         "image": image,
         "name": name,
@@ -135,6 +182,9 @@ def _box(config: GameConfig, team: Team, service: Service, url: str, image: str,
             "ADRANGE_SVC_USER": svc_user,
             "ADRANGE_SSH": "1" if dep.ssh else "0",
             "ADRANGE_TEAM_PASSWORD": access.team_password(config, team) if dep.ssh else "",
+            "ADRANGE_WRITABLE": " ".join(service.writable),
+            "ADRANGE_GAME_NET": dep.box_subnet,
+            "ADRANGE_GATEWAY": network.gateway(config),
         },
         "init": True,
         "detach": True,
@@ -144,6 +194,13 @@ def _box(config: GameConfig, team: Team, service: Service, url: str, image: str,
         "mem_limit": dep.memory,
         "memswap_limit": dep.memory,
         "pids_limit": dep.pids,
+        "tmpfs": {path: f"rw,nosuid,nodev,exec,size={scratch},mode={mode}" for path, mode in SCRATCH.items()},
+        "shm_size": scratch,
+        # The embedded resolver answers the game's own names; anything else it forwards to
+        # the box's own address, where nothing listens: no query reaches a real resolver.
+        "dns": [address],
+        "dns_opt": ["timeout:1", "attempts:1"],
+        "log_config": LOG_CONFIG,
         "cap_drop": ["ALL"],
         "cap_add": BOX_CAPS,
         "security_opt": ["no-new-privileges:true"],
@@ -153,10 +210,9 @@ def _box(config: GameConfig, team: Team, service: Service, url: str, image: str,
             LABEL_ROLE: "box", "adrange.team_name": team.name, "adrange.service_name": service.name,
         },
     }
-    spec_source = json.dumps({**create, "image_id": image_attrs["Id"], "address": address}, sort_keys=True)
-    create["labels"][LABEL_SPEC] = hashlib.sha256(spec_source.encode()).hexdigest()[:16]
     create["networking_config"] = {net: client.api.create_endpoint_config(ipv4_address=address)}
-    return Box(team, service, url, name, address, create)
+    disk = disks.disk_id(image_attrs["Id"], dep.disk) if dep.disk else None
+    return Box(team, service, url, name, address, image_attrs["Id"], create, disk)
 
 
 def existing_boxes(config: GameConfig) -> dict[tuple[str, str], docker.models.containers.Container]:
@@ -179,8 +235,8 @@ def up(config: GameConfig, console: Console | None = None, build: bool = True) -
         images.build_challenges(config, console=console)
     for client in clients:
         network.ensure_network(client, config, config.deploy.base_image)
-    wanted = wanted_boxes(config)
     existing = existing_boxes(config)
+    wanted = wanted_boxes(config, [key for key, c in existing.items() if c.status == "running"])
     counts: Counter = Counter()
     jobs: list[tuple[str, Callable[[], None]]] = []
     for box in wanted:
@@ -195,15 +251,41 @@ def up(config: GameConfig, console: Console | None = None, build: bool = True) -
             counts["unchanged"] += 1
     jobs += [("removed", lambda c=c: _remove(c)) for c in existing.values()]
     _run_jobs(jobs, counts, console, "deploy up")
+    _prune_disks(config, {(b.engine, b.name) for b in wanted if b.disk})
     return counts
 
 
 def _create(box: Box) -> None:
     client = connect(box.engine)
     try:
-        client.containers.run(**box.create)
-    except APIError as exc:
-        raise DeployError(f"box {box.name} on {box.engine}: {exc.explanation or exc}") from None
+        if box.device:
+            disks.ensure_volume(client, box.name, box.device, box.disk or "", box.create["labels"][LABEL_GAME])
+        client.containers.run(**{**box.create, "labels": {**box.create["labels"], LABEL_SPEC: box.spec}})
+    except (APIError, disks.DiskError) as exc:
+        raise DeployError(f"box {box.name} on {box.engine}: {getattr(exc, 'explanation', None) or exc}") from None
+
+
+def _prune_disks(config: GameConfig, keep: set[tuple[str, str]] | None = None) -> None:
+    """Drop the disks (volume, loop device, image file) of the game's boxes not in `keep`
+    ((engine, box name) pairs); None drops every disk of the game."""
+    errors = []
+    for url in dict.fromkeys(config.deploy.engines):
+        client = connect(url)
+        volumes = disks.game_volumes(client, config.game.name)
+        gone = [box for box in volumes if keep is None or (url, box) not in keep]
+        for box in gone:
+            volumes[box].remove(force=True)
+        if keep is not None and not gone:
+            continue
+        if keep is None and not volumes and not (config.deploy.mode == "hosted" and config.deploy.disk
+                                                 and images.has_image(client, config.deploy.base_image)):
+            continue  # no disk was ever made here
+        try:
+            disks.release(client, config.deploy.base_image, config.game.name, None if keep is None else gone)
+        except disks.DiskError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise DeployError("\n".join(errors))
 
 
 def _remove(container) -> None:
@@ -242,6 +324,7 @@ def down(config: GameConfig, console: Console | None = None) -> Counter:
     for client in all_engines(config):
         if network.remove_network(client, config, config.deploy.base_image):
             counts["networks"] += 1
+    _prune_disks(config)
     return counts
 
 
@@ -258,22 +341,48 @@ def find_box(config: GameConfig, team_id: TeamID, service_id: ServiceID):
 
 
 def restart(config: GameConfig, team_id: TeamID, service_id: ServiceID) -> None:
-    """Restart one box's container (its files stay as the team left them)."""
+    """Restart one box's container: /srv (the team's code, the service's data) stays as it
+    was, the scratch mounts (/tmp, /home/team ...) start empty."""
     require_hosted(config)
-    find_box(config, team_id, service_id).restart(timeout=3)
+    container = find_box(config, team_id, service_id)
+    box = _one_box(config, team_id, service_id)
+    if box.device:
+        _attach_disks(config, [box])
+        try:
+            mounted = connect(box.engine).volumes.get(disks.volume_name(box.name)).attrs["Options"]["device"]
+        except (NotFound, KeyError, TypeError):
+            mounted = None
+        if mounted != box.device:  # a host reboot detached every disk: the old device may be another's
+            raise DeployError(f"box {box.name}: its disk is now on {box.device}, not {mounted}: "
+                              "run `adrange deploy up`")
+    container.restart(timeout=3)
 
 
 def reset(config: GameConfig, team_id: TeamID, service_id: ServiceID) -> None:
-    """Recreate one box from its image: the team's changes inside it are gone."""
+    """Recreate one box from its image on a fresh disk: the team's changes inside it are gone."""
     require_hosted(config)
-    team, service = config.team(team_id), config.service(service_id)
-    url = engine_url(config, team)
-    box = _box(config, team, service, url, images.image_name(config, service, connect(url)), connect(url))
+    box = _one_box(config, team_id, service_id)
+    client = connect(box.engine)
     try:
-        _remove(connect(url).containers.get(box.name))
+        _remove(client.containers.get(box.name))
     except NotFound:
         pass
+    if box.disk:
+        disks.remove_volume(client, box.name)
+        try:
+            disks.release(client, config.deploy.base_image, config.game.name, [box.name])
+        except disks.DiskError as exc:
+            raise DeployError(str(exc)) from None
+        _attach_disks(config, [box])
     _create(box)
+
+
+def _one_box(config: GameConfig, team_id: TeamID, service_id: ServiceID) -> Box:
+    """The wanted box of one (team, service), its disk not attached yet."""
+    team, service = config.team(team_id), config.service(service_id)
+    url = engine_url(config, team)
+    client = connect(url)
+    return _box(config, team, service, url, images.image_name(config, service, client), client)
 
 
 def resolve_ids(config: GameConfig, team: str, service: str) -> tuple[TeamID, ServiceID]:

@@ -211,7 +211,7 @@ def build_challenges(config: GameConfig, force: bool = False, console: Console |
             for service in services:
                 name = image_name(config, service, client)
                 progress.update(task, description=f"{name}")
-                if force or not _image_exists(client, name):
+                if force or not has_image(client, name):
                     _build_one(client, service_folder(config, service), name, config.deploy.base_image,
                                lambda line, name=name: progress.update(task, description=f"{name}: {line[:60]}"))
                     counts["built"] += 1
@@ -221,7 +221,8 @@ def build_challenges(config: GameConfig, force: bool = False, console: Console |
     return counts
 
 
-def _image_exists(client: docker.DockerClient, name: str) -> bool:
+def has_image(client: docker.DockerClient, name: str) -> bool:
+    """True if the engine has the image `name`."""
     try:
         client.images.get(name)
         return True

@@ -2,7 +2,8 @@
 
 Box addresses follow ``deploy.box_subnet`` + team * 256 + service, so with the default
 10.77.0.0/16 team 3's service 2 is 10.77.3.2 on every engine; the gateway is the
-subnet's first address. Teams' boxes reach each other's ports on this network.
+subnet's first address. Teams' boxes reach each other's service ports on this network
+(not sshd: below).
 
 Isolation rules (iptables, applied on the engine's host by a short-lived helper container
 from the base image, so they work for remote engines too):
@@ -10,6 +11,11 @@ from the base image, so they work for remote engines too):
   host port through the gateway (Redis, the web app, sshd, the Docker API over TCP ...).
 - DOCKER-USER: new connections from the bridge to any other interface are dropped: no
   internet, no other Docker networks. Replies to published ports still flow.
+- DOCKER-USER: box to box on the bridge, TCP port 22 is dropped: no box reaches another
+  box's sshd (teams come in through the published port, from the host side). Bridged
+  traffic passes iptables only with ``net.bridge.bridge-nf-call-iptables=1`` (module
+  br_netfilter, which dockerd loads), so the rules refuse to apply without it; inside the
+  box sshd also refuses every game-network address but the gateway (deploy/base/adrange-box).
 """
 
 from __future__ import annotations
@@ -95,15 +101,25 @@ def remove_network(client: docker.DockerClient, config: GameConfig, base_image: 
 
 def _rules(bridge: str) -> list[tuple[str, str]]:
     new = "-m conntrack --ctstate NEW"
+    tag = "-m comment --comment adrange-isolate -j DROP"
     return [
-        ("INPUT", f"-i {bridge} {new} -m comment --comment adrange-isolate -j DROP"),
-        ("DOCKER-USER", f"-i {bridge} ! -o {bridge} {new} -m comment --comment adrange-isolate -j DROP"),
+        ("INPUT", f"-i {bridge} {new} {tag}"),
+        ("DOCKER-USER", f"-i {bridge} ! -o {bridge} {new} {tag}"),
+        ("DOCKER-USER", f"-i {bridge} -o {bridge} -p tcp --dport 22 {tag}"),
     ]
+
+
+BRIDGE_FILTER_CHECK = (
+    '[ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ] || { '
+    'echo "net.bridge.bridge-nf-call-iptables is not 1 on this host: traffic between boxes would skip '
+    'the firewall (every box could reach the others\' sshd). Run: modprobe br_netfilter && '
+    'sysctl -w net.bridge.bridge-nf-call-iptables=1" >&2; exit 1; }'
+)
 
 
 def _rules_script(bridge: str, add: bool) -> str:
     """Shell that removes every copy of each rule, then (when adding) inserts it once."""
-    lines = ["set -e"]
+    lines = ["set -e"] + ([BRIDGE_FILTER_CHECK] if add else [])
     for chain, rule in _rules(bridge):
         lines.append(f"while iptables -w -D {chain} {rule} 2>/dev/null; do :; done")
         if add:

@@ -165,6 +165,9 @@ class Service(_Model):
     flag_mode: Literal["service", "file"] = "service"
     flag_file: str = "/flag"
     enabled: bool = True
+    writable: list[str] = Field(default_factory=lambda: ["/srv/*/data"],
+                                description="paths under /srv the service user may write (globs); "
+                                "the rest of /srv is the team's, read-only for the service")
 
     @field_validator("vulns")
     @classmethod
@@ -181,14 +184,30 @@ class Service(_Model):
                 raise ValueError(f"port {port} out of range 1-65535")
         return value
 
+    @field_validator("writable")
+    @classmethod
+    def _writable_under_srv(cls, value: list[str]) -> list[str]:
+        for path in value:
+            parts = path.split("/")
+            if (not re.fullmatch(r"/srv/[A-Za-z0-9_.*?/-]+", path) or path.endswith("/")
+                    or any(part in ("", ".", "..") for part in parts[2:])):
+                raise ValueError(f"{path!r}: give a path below /srv (letters, digits, _.-/ and the globs * ?), "
+                                 "not /srv itself")
+        return value
+
 
 class Limits(_Model):
     line_length: int = Field(256, ge=40)
     request_bytes: int = Field(2_000_000, ge=1024)
     batch_size: int = Field(5000, ge=1)
     rate_per_team: float = Field(20000, gt=0, description="flags per second per team")
-    connections_per_source: int = Field(64, ge=1)
-    idle_timeout: float = Field(120, gt=0)
+    connections_per_source: int = Field(64, ge=1, description="open connections per source address")
+    connections_per_network: int = Field(256, ge=1, description="open connections per team network "
+                                         "(or per /24 outside every team network)")
+    connections_total: int = Field(10000, ge=1, description="open connections in all; kept below the "
+                                   "open-file limit")
+    idle_timeout: float = Field(120, gt=0, description="seconds without a complete line before closing")
+    session_timeout: float = Field(900, gt=0, description="seconds a connection may stay open in all")
     token_failures: int = Field(20, ge=1, description="wrong team tokens from one address before a lockout")
     token_lockout: float = Field(60, ge=0, description="seconds an address guessing tokens is locked out")
 
@@ -206,6 +225,19 @@ class Web(_Model):
     host: str = "127.0.0.1"
     port: int = 5000
     admin_password_hash: str | None = None
+    connections_per_source: int = Field(1024, ge=1, description="open connections per source address (a "
+                                        "venue's spectators may share one)")
+    connections_per_network: int = Field(2048, ge=1, description="open connections per team network "
+                                         "(or per /24 outside every team network)")
+    connections_total: int = Field(10000, ge=1, description="open connections in all; kept below the "
+                                   "open-file limit")
+    header_timeout: float = Field(10, gt=0, description="seconds to send a request's line and headers")
+    body_timeout: float = Field(30, gt=0, description="seconds to send a request's body")
+    idle_timeout: float = Field(30, gt=0, description="seconds a kept-alive connection may wait for its "
+                                "next request, or leave a response unread")
+    session_key: str | None = Field(None, min_length=32, description="signs the session cookies; null: "
+                                    "generated once per game and kept in Redis")
+    session_lifetime: float = Field(43200, gt=0, description="seconds a login stays valid after its last use")
     language: Literal["zh", "en"] = "zh"
 
 
@@ -220,6 +252,22 @@ class Deploy(_Model):
     memory: str = "256m"
     pids: int = 128
     ssh: bool = True
+    disk: str | None = Field("256m", description="each box's /srv: an ext4 file system of this size on a loop "
+                             "device (null: /srv stays in the container layer, uncapped)")
+    tmpfs: str = Field("32m", description="size of each in-memory scratch mount of a box (/tmp, /var/tmp, "
+                       "/run, /var/log, /home/team, /dev/shm); counted in the box's memory")
+
+    @field_validator("disk", "tmpfs")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = re.fullmatch(r"(\d+)([kmg])", value.lower())
+        if not match:
+            raise ValueError(f"{value!r}: give a size like 256m (k, m or g)")
+        if int(match[1]) * 1024 ** " kmg".index(match[2]) < 16 * 1024 ** 2:
+            raise ValueError(f"{value!r}: at least 16m")
+        return match[0]
 
     @field_validator("address_scheme", "network_scheme")
     @classmethod

@@ -101,8 +101,10 @@ def _without_password(url: str) -> str:
 
 
 def connect_async(url: str) -> redis.asyncio.Redis:
-    """An asyncio client that answers in str."""
-    return redis.asyncio.Redis.from_url(url, decode_responses=True)
+    """An asyncio client that answers in str, with at most 64 connections (callers beyond
+    wait): many sessions submitting at once cannot spend the files a flood budget keeps."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=64, timeout=10)
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 class Keys:
@@ -128,6 +130,10 @@ class Keys:
         self.schedule = p + "schedule"
         self.engine = p + "engine"  # round-engine counters for /metrics
         self.socketio_channel = p + "socketio"  # pub/sub channel of the web nodes
+
+    def web_session(self, sid: str) -> str:
+        """A logged-in web session's record (who it is for), by its id."""
+        return f"{self.web}:session:{sid}"
 
     def stream(self, name: str) -> str:
         return f"{self.prefix}ev:{name}"
@@ -556,6 +562,14 @@ class GameStore:
     def stats(self) -> dict[str, int]:
         """Running counters (accepted flags and others)."""
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.counters).items()}
+
+    def add_stats(self, counts: dict[str, int]) -> None:
+        """Add to the running counters (each process adds its own, so they sum over processes)."""
+        if counts:
+            pipe = self.redis.pipeline()
+            for name, more in counts.items():
+                pipe.hincrby(self.keys.counters, name, more)
+            pipe.execute()
 
     def reset(self) -> None:
         """Delete every key of this game (admin reset)."""

@@ -60,9 +60,9 @@ def test_two_thousand_idle_connections_keep_memory_bounded_and_others_served(pla
     submit_latencies(platform, 1, 20)  # warm up
     before = rss_kib(pid)
     idle = []
-    for i in range(IDLE_CONNECTIONS):  # 50 per source, under the per-source cap
+    for i in range(IDLE_CONNECTIONS):  # 50 per source, 250 per /24: under the per-source and per-network caps
         idle.append(socket.create_connection(("127.0.0.1", port), timeout=10,
-                                             source_address=(f"127.0.{200 + i // 50 // 250}.{1 + i // 50 % 250}", 0)))
+                                             source_address=(f"127.0.{200 + i // 250}.{1 + i // 50 % 5}", 0)))
     for sock in idle:
         assert sock.recv(100).startswith(b"adrange")
     held = rss_kib(pid)

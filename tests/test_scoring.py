@@ -252,6 +252,6 @@ def test_tied_teams_share_a_rank_and_the_next_rank_skips(make_game):
     config, _ = make_game(teams=4)
     counters = {(1, 1): {"a:1": 3}, (2, 1): {"a:1": 1}, (3, 1): {"a:1": 1}}  # flags captured alone
     rows = rank(config, counters)
-    assert [(row.team, row.rank) for row in rows][0] == (1, 1)
+    assert (rows[0].team, rows[0].rank) == (1, 1)
     assert rows[1].total == rows[2].total and rows[1].rank == rows[2].rank == 2
     assert rows[3].rank == 4 and rows[3].total < rows[2].total

@@ -1,10 +1,9 @@
-"""Per-team rate limiting, per-source connection counting and token-guessing lockout, in process memory."""
+"""Per-team rate limiting and token-guessing lockout, in process memory (connection budgets: `scoreboard.budgets`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 
 log = logging.getLogger("adrange.auth")
 
@@ -39,25 +38,6 @@ class RateLimiter:
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(self.rate)
         return bucket.take(wanted)
-
-
-class ConnectionCounter:
-    """Open connections per source address, with a cap."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open: defaultdict[str, int] = defaultdict(int)
-
-    def acquire(self, source: str) -> bool:
-        if self.open[source] >= self.limit:
-            return False
-        self.open[source] += 1
-        return True
-
-    def release(self, source: str) -> None:
-        self.open[source] -= 1
-        if self.open[source] <= 0:
-            del self.open[source]
 
 
 class TokenGuard:

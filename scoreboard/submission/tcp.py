@@ -1,39 +1,68 @@
-"""The TCP submission server: one asyncio server, one port per dialect.
+"""The TCP submission server: one asyncio loop, one listening port per dialect.
 
 Reads whatever a client sends, answers every complete line in order with one write per
 read, and runs one submit script call per read, so a farm that sends its whole batch in
-one segment gets its answers at once. Limits (line length, per-team rate, connections
-per source, idle timeout, lockout after wrong tokens) answer or close; nothing a client sends can stop the server.
+one segment gets its answers at once. Limits (line length, per-team rate, connection
+budgets, idle and session timeouts, lockout after wrong tokens) answer or close; nothing
+a client sends can stop the server.
+
+Connections are accepted by hand rather than by `asyncio.start_server`: each is counted
+against a `ConnectionBudget` (per source, per team network or /24, in total below the
+open-file limit) straight after accept(), and a refused one gets one line and is closed
+there, before any transport or task exists; refusals are logged as one summary per
+`REFUSALS_LOG_SECONDS`. When accept() itself fails (no file left), the listener pauses
+`ACCEPT_RETRY_SECONDS` and the failure is logged at most once per interval (asyncio 3.11's
+own server goes on calling accept() after such an error, logging each failure and
+scheduling one more retry, up to its backlog times per wake-up: CPython gh-151615).
 
 Teams, tokens, networks and services come from the effective game (admin edits included),
-which a background task re-reads every `FOLLOW_SECONDS`: a flag batch costs one Redis call,
-the submit script. An address-identified session finds its team again on every read.
+which a background task re-reads every `FOLLOW_SECONDS`, publishing the refusal counts to
+Redis for /metrics on the way: a flag batch costs one Redis call, the submit script. An
+address-identified session finds its team again on every read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import re
+import socket
+import struct
+from collections import Counter
+from collections.abc import Callable
 
-from ..config import GameConfig
+from ..budgets import ConnectionBudget, ThrottledLog, Ticket, default_network, total_cap
+from ..config import GameConfig, Limits
 from ..effective import EffectiveGame, PerVersion
 from ..store import AsyncSubmitter, GameStore, connect_async
 from ..teams import TeamDirectory
 from ..types import TeamID
 from .dialects import DIALECTS, Dialect
 from .judge import Judge
-from .limits import ConnectionCounter, RateLimiter, TokenGuard
+from .limits import RateLimiter, TokenGuard
 from .verdicts import Result, Verdict
 
 log = logging.getLogger("adrange.submit")
+accept_log = logging.getLogger("adrange.submit.accept")  # accept() failures come in storms: throttled
+accept_log.addFilter(ThrottledLog())
 _UNPRINTABLE = re.compile(r"[^\x21-\x7e]")  # spaces too: the echo is the reply's first field
 READ_SIZE = 65536
 WRITE_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 2.0
+BACKLOG = 4096  # connections the kernel queues before accept() (capped by net.core.somaxconn): room for bursts
+ACCEPT_BATCH = 256  # connections accepted per wake-up of a listener, so reads are served in between
+ACCEPT_RETRY_SECONDS = 0.1
 TOKEN_LOCKED = b"Too many invalid team tokens from your address, try again later\n"
 FOLLOW_SECONDS = 1.0
+REFUSALS_LOG_SECONDS = 10.0  # refusals are logged as one summary per this interval, never one by one
+NETWORK_CACHE = 65536  # source addresses whose network is remembered (per game version)
+# SO_LINGER on with 0 s: close() resets the connection, so a refused one leaves no TIME_WAIT
+# socket (nor a 2-minute firewall connection-tracking entry) behind; the line sent before
+# the reset still reaches the client.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 def printable(raw: bytes, limit: int) -> str:
@@ -41,8 +70,36 @@ def printable(raw: bytes, limit: int) -> str:
     return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
 
 
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Nonblocking listening sockets on every address of `host` ("" = all), SO_REUSEPORT set."""
+    found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def network_lookup(config: GameConfig) -> Callable[[str], str]:
+    """Source address -> the team network holding it, or its /24 (/64), remembered for one game version."""
+    teams = TeamDirectory(config)
+    return functools.lru_cache(NETWORK_CACHE)(lambda address: teams.network_of(address) or default_network(address))
+
+
 class SubmissionServer:
-    """All TCP dialects of one game, sharing the judge, limits and Redis connection."""
+    """All TCP dialects of one game, sharing the judge, limits, connection budget and Redis connection."""
 
     def __init__(self, config: GameConfig, submitter: AsyncSubmitter) -> None:
         self.config = config
@@ -50,13 +107,21 @@ class SubmissionServer:
         self.game = EffectiveGame(submitter.store, max_age=math.inf)  # refreshed by _follow_game only
         self.judges = PerVersion(self.game, Judge)
         self.teams = PerVersion(self.game, TeamDirectory)
+        self.networks = PerVersion(self.game, network_lookup)  # a flood asks once per connection
         self.submitter = submitter
         self.rate = RateLimiter(self.limits.rate_per_team)
-        self.connections = ConnectionCounter(self.limits.connections_per_source)
+        self.budget = ConnectionBudget(self.limits.connections_per_source, self.limits.connections_per_network,
+                                       total_cap(self.limits.connections_total), self._network_of)
+        self.accept_errors = 0
         self.token_guard = TokenGuard(self.limits.token_failures, self.limits.token_lockout)
-        self.servers: list[asyncio.base_events.Server] = []
+        self.listeners: list[socket.socket] = []
         self.sessions: set[asyncio.Task[None]] = set()
         self._follower: asyncio.Task[None] | None = None
+        self._published: Counter[str] = Counter()
+        self._refused_from: Counter[str] = Counter()  # source -> refusals since the last summary
+
+    def _network_of(self, address: str) -> str:
+        return self.networks.get()(address)
 
     async def start(self, ports: dict[str, int] | None = None) -> dict[str, int]:
         """Listen on each configured dialect port; return dialect -> bound port."""
@@ -69,63 +134,106 @@ class SubmissionServer:
         for name, port in wanted.items():
             if port is None:
                 continue
-            dialect = DIALECTS[name]
-            server = await asyncio.start_server(
-                lambda r, w, d=dialect: self.handle(d, r, w), sub.host, port,
-                reuse_port=True, limit=READ_SIZE, backlog=1024)
-            self.servers.append(server)
-            bound[name] = server.sockets[0].getsockname()[1]
+            sockets = listen(sub.host, port)
+            self.listeners.extend(sockets)
+            for sock in sockets:
+                self._resume(sock, DIALECTS[name])
+            bound[name] = sockets[0].getsockname()[1]
         return bound
 
     async def close(self) -> None:
         """Stop listening and end every open session."""
+        loop = asyncio.get_running_loop()
+        for sock in self.listeners:
+            loop.remove_reader(sock)
+            sock.close()
         tasks = [*self.sessions, *([self._follower] if self._follower else [])]
-        for server in self.servers:
-            server.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for server in self.servers:
-            await server.wait_closed()
+
+    def _resume(self, sock: socket.socket, dialect: Dialect) -> None:
+        if sock.fileno() != -1:  # not closed meanwhile
+            asyncio.get_running_loop().add_reader(sock, self._accept, sock, dialect)
+
+    def _accept(self, sock: socket.socket, dialect: Dialect) -> None:
+        """Accept what is waiting on a listener: admitted connections get a session task."""
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:  # EMFILE and kin: the connection stays queued until a file is free
+                self.accept_errors += 1
+                accept_log.error("%s: accept() failed (%s), retrying every %gs", dialect.name, exc,
+                                 ACCEPT_RETRY_SECONDS)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(sock)
+                loop.call_later(ACCEPT_RETRY_SECONDS, self._resume, sock, dialect)
+                return
+            ticket = self.budget.acquire(peer[0])
+            if isinstance(ticket, str):
+                _refuse(conn, ticket)
+                self._refused_from[peer[0]] += 1
+                continue
+            task = asyncio.create_task(self._serve(dialect, conn, ticket))
+            self.sessions.add(task)
+            task.add_done_callback(self.sessions.discard)
 
     async def _follow_game(self) -> None:
-        """Re-read the effective game every FOLLOW_SECONDS, off the event loop."""
+        """Re-read the effective game and publish the refusal counts every FOLLOW_SECONDS, off the event loop."""
+        loop = asyncio.get_running_loop()
+        summary_due = loop.time() + REFUSALS_LOG_SECONDS
         while True:
             await asyncio.sleep(FOLLOW_SECONDS)
+            if loop.time() >= summary_due:
+                self._log_refusals()
+                summary_due = loop.time() + REFUSALS_LOG_SECONDS
+            counts = Counter({f"tcp_refused:{reason}": n for reason, n in self.budget.refused.items()})
+            counts["tcp_accept_errors"] = self.accept_errors
             try:
                 await asyncio.to_thread(self.game.refresh)
+                await asyncio.to_thread(self._publish, counts)
             except Exception:  # a bug here must not freeze the game as it is
-                log.exception("reading the effective game failed")
+                log.exception("reading the effective game or publishing the counts failed")
 
-    async def handle(self, dialect: Dialect, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One client connection, start to end; never raises."""
-        task = asyncio.current_task()
-        assert task is not None
-        self.sessions.add(task)
-        task.add_done_callback(self.sessions.discard)
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        source = peer[0]
-        if not self.connections.acquire(source):
-            await _send_and_close(writer, b"Too many connections from your address\n")
-            return
+    def _log_refusals(self) -> None:
+        """One line for the refusals since the last one: how many, and the sources refused most."""
+        refused, self._refused_from = self._refused_from, Counter()
+        if refused:
+            top = ", ".join(f"{source} {n}" for source, n in refused.most_common(3))
+            log.warning("refused %d connections from %d sources in the last %gs (most: %s); open %d of %d",
+                        refused.total(), len(refused), REFUSALS_LOG_SECONDS, top, self.budget.open, self.budget.total)
+
+    def _publish(self, counts: Counter[str]) -> None:
+        """Add what `counts` grew by since the last call to the game's counters (summed over processes)."""
+        self.submitter.store.add_stats(counts - self._published)
+        self._published = counts
+
+    async def _serve(self, dialect: Dialect, conn: socket.socket, ticket: Ticket) -> None:
+        """One admitted connection, start to end; never raises."""
         try:
-            await self._session(dialect, reader, writer, source)
+            reader, writer = await asyncio.open_connection(sock=conn, limit=READ_SIZE)
+            try:
+                await self._session(dialect, _Input(reader, self.limits), writer, ticket.source)
+            finally:
+                await _close(writer)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:  # a bug must cost one connection, never the server
-            log.exception("submission session from %s failed", source)
+            log.exception("submission session from %s failed", ticket.source)
         finally:
-            self.connections.release(source)
-            await _close(writer)
+            conn.close()  # already closed by its transport, unless the streams never started
+            self.budget.release(ticket)
 
-    async def _session(self, dialect: Dialect, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter, source: str) -> None:
+    async def _session(self, dialect: Dialect, lines: _Input, writer: asyncio.StreamWriter, source: str) -> None:
         writer.write(dialect.greeting)
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-        buffer = b""
         team: TeamID | None = None
         if dialect.by_token:
-            line, buffer = await self._read_line(reader, buffer)
+            line = await lines.first_line()
             if line is None:
                 return
             if self.token_guard.locked(source):
@@ -140,20 +248,17 @@ class SubmissionServer:
                 return
             writer.write(dialect.token_ok)
         while True:
-            if b"\n" not in buffer:
-                chunk = await asyncio.wait_for(reader.read(READ_SIZE), self.limits.idle_timeout)
-                if not chunk:
-                    return
-                buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            too_long = len(buffer) > self.limits.line_length  # answered up to here, then closed
+            if b"\n" not in lines.buffer and not await lines.read():
+                return
+            complete = lines.take()
+            too_long = len(lines.buffer) > self.limits.line_length  # answered up to here, then closed
             ended = False
             if dialect.empty_line_ends:
-                for index, line in enumerate(lines):
+                for index, line in enumerate(complete):
                     if not line.strip():
-                        lines, ended = lines[:index], True
+                        complete, ended = complete[:index], True
                         break
-            flags = [line.strip() for line in lines if line.strip()]
+            flags = [line.strip() for line in complete if line.strip()]
             if flags:
                 if not dialect.by_token:  # added, disabled or readdressed since the last read
                     team = self.teams.get().by_address(source)
@@ -164,17 +269,6 @@ class SubmissionServer:
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
             if ended or too_long:
                 return
-
-    async def _read_line(self, reader: asyncio.StreamReader, buffer: bytes) -> tuple[bytes | None, bytes]:
-        while b"\n" not in buffer:
-            if len(buffer) > self.limits.line_length:
-                return None, b""
-            chunk = await asyncio.wait_for(reader.read(READ_SIZE), self.limits.idle_timeout)
-            if not chunk:
-                return None, b""
-            buffer += chunk
-        line, rest = buffer.split(b"\n", 1)
-        return line, rest
 
     async def answer(self, dialect: Dialect, team: TeamID | None, flags: list[bytes]) -> bytes:
         """Judge a batch of flag lines; return all reply lines as one block."""
@@ -198,21 +292,67 @@ class SubmissionServer:
         return judge.finish(batch, answers)
 
 
+class _Input:
+    """A session's bytes read so far, under its two clocks.
+
+    The idle deadline moves only when a complete line arrives (a trickle of bytes without a
+    newline does not hold a connection open); the session deadline never moves. A read
+    past either raises TimeoutError. Lines already read are answered first.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, limits: Limits) -> None:
+        self.reader = reader
+        self.buffer = b""
+        self.idle = limits.idle_timeout
+        self.line_length = limits.line_length
+        now = asyncio.get_running_loop().time()
+        self.line_due = now + self.idle
+        self.ends = now + limits.session_timeout
+
+    async def read(self) -> bool:
+        """Read once more into `buffer`; False at the end of the input."""
+        now = asyncio.get_running_loop().time()
+        wait = min(self.line_due, self.ends) - now
+        if wait <= 0:
+            raise TimeoutError
+        chunk = await asyncio.wait_for(self.reader.read(READ_SIZE), wait)
+        if b"\n" in chunk:
+            self.line_due = asyncio.get_running_loop().time() + self.idle
+        self.buffer += chunk
+        return bool(chunk)
+
+    def take(self) -> list[bytes]:
+        """The complete lines in `buffer`, leaving the unfinished rest there."""
+        *complete, self.buffer = self.buffer.split(b"\n")
+        return complete
+
+    async def first_line(self) -> bytes | None:
+        """One line (the team token); None at the end of the input or past the line length."""
+        while b"\n" not in self.buffer:
+            if len(self.buffer) > self.line_length or not await self.read():
+                return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+
+def _refuse(conn: socket.socket, reason: str) -> None:
+    """One line saying why, then a reset: no transport, no task."""
+    with contextlib.suppress(OSError):
+        conn.send(f"{reason[0].upper()}{reason[1:]}\n".encode(), socket.MSG_DONTWAIT)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    conn.close()
+
+
 async def _close(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(Exception):
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 2)
-
-
-async def _send_and_close(writer: asyncio.StreamWriter, text: bytes) -> None:
-    with contextlib.suppress(Exception):
-        writer.write(text)
-        await asyncio.wait_for(writer.drain(), 2)
-    await _close(writer)
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)
+    writer.transport.abort()  # a peer that reads nothing must not keep the socket open (no-op when closed)
 
 
 async def serve(config: GameConfig, ready: asyncio.Event | None = None) -> None:
     """Run the TCP submission server until cancelled."""
+    logging.getLogger("asyncio").addFilter(ThrottledLog())  # a callback failing alike on every wake-up
     store = GameStore(config)
     store.init()
     server = SubmissionServer(config, AsyncSubmitter(store, connect_async(config.redis_url)))

@@ -22,7 +22,7 @@ from ..config import Team, derive_token
 from ..effective import apply_overrides, disabled_teams
 from ..store import StateError
 from ..types import Status
-from .auth import admin_password_ok, admin_required, ensure_admin_password
+from .auth import admin_password_ok, admin_required, ensure_admin_password, revoke_all_sessions, rotate_session_key
 from .context import board_data, effective_game, game_config, game_store, json_body
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -267,6 +267,21 @@ def reset_game(confirm: str) -> str:
     return "game reset"
 
 
+def end_sessions(what: str) -> str:
+    """Log everyone out ("revoke"), or that and a new cookie signing key ("rotate")."""
+    if what == "revoke":
+        count = revoke_all_sessions()
+        game_store().log_admin("sessions", "admin", what=what, count=count)
+        return f"{count} sessions revoked on every web node: everyone logs in again"
+    if what == "rotate":
+        generated = rotate_session_key()
+        game_store().log_admin("sessions", "admin", what=what, generated=generated)
+        if not generated:
+            return "sessions revoked; the key is set by web.session_key in the game file: change it there and restart"
+        return "sessions revoked and a new cookie key in use on every node within a second"
+    raise ActionError(f"unknown sessions action {what!r}: use revoke or rotate")
+
+
 def _all_teams() -> list[Team]:
     """Every team as admins changed it, disabled ones included, from the overrides as they
     are now (not a cached effective game: two quick edits must see each other)."""
@@ -347,6 +362,7 @@ _FORM_ACTIONS = {
     "announce": lambda f: announce(_text_field(f, "text") or ""),
     "rerun": lambda f: rerun_check(_number(f, "team"), _number(f, "service")),
     "reset": lambda f: reset_game(_text_field(f, "confirm") or ""),
+    "sessions": lambda f: end_sessions(_text_field(f, "what") or ""),
 }
 
 
@@ -398,7 +414,8 @@ def api_checks():
 @admin_required
 def api_action(name: str):
     """Run an action with a JSON body: state {action}, schedule {start, stop, confirm},
-    reopen {stop}, team, service, announce {text}, rerun {team, service}, reset {confirm}."""
+    reopen {stop}, team, service, announce {text}, rerun {team, service}, reset {confirm},
+    sessions {what: revoke | rotate}."""
     action = _FORM_ACTIONS.get(name)
     if action is None:
         return jsonify({"status": False, "msg": f"unknown action {name}"}), 404

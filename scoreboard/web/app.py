@@ -2,7 +2,9 @@
 
 Blueprints: board (public page), api (JSON + metrics), portal (teams), admin, and the
 HTTP flag submission. Socket.IO runs on gevent with the game's Redis as message queue,
-so several web nodes can serve one game (see live.py for who emits).
+so several web nodes can serve one game (see live.py for who emits). Sessions are signed
+cookies backed by revocable records in Redis (sessions.py); Engine.IO polling payloads
+are checked before Engine.IO sees them (guard.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from ..submission.sync import Submissions
 from ..teams import TeamDirectory
 from .admin import admin
 from .api import api
-from .auth import check_csrf, csrf_token, ensure_admin_password, refuse_locked_source, session_secret
+from .auth import check_csrf, csrf_token, ensure_admin_password, refuse_locked_source
 from .board import board
 from .board_data import BoardData
+from .guard import PollingPostCheck
 from .i18n import language, t
 from .live import Live, register_spectators
 from .portal import portal
+from .sessions import RevocableSessions
 from .submit_api import submit_api
 
 
@@ -30,12 +34,12 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
     """A Flask app serving one game; the store is created from config when not given."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.submission.limits.request_bytes
-    app.config.update(SECRET_KEY=session_secret(config), SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_NAME=f"adrange-{config.game.name}")
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME=f"adrange-{config.game.name}")
     app.extensions["adrange.config"] = config
     store = store or GameStore(config)
     store.init()
     app.extensions["adrange.store"] = store
+    app.session_interface = RevocableSessions(store, config.web)
     game = EffectiveGame(store)  # admin edits show within a second on every node
     app.extensions["adrange.game"] = game
     app.extensions["adrange.submissions"] = (Submissions(store, game), PerVersion(game, TeamDirectory))
@@ -57,5 +61,7 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
                         channel=store.keys.socketio_channel,
                         logger=False, engineio_logger=False)
     register_spectators(socketio, data)
+    app.wsgi_app = PollingPostCheck(app.wsgi_app, socketio.sockio_mw.engineio_path,  # type: ignore[method-assign]
+                                       socketio.server.eio.max_http_buffer_size)
     app.extensions["adrange.live"] = Live(socketio, data, store)
     return app

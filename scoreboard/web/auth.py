@@ -1,13 +1,15 @@
 """Who is asking: team sessions and tokens, the admin password, CSRF tokens for forms.
 
-- Teams log in to the portal with their token (kept in a signed session cookie) or send
-  it as ``X-Team-Token`` to the team APIs.
+- Teams log in to the portal with their token (a session: a signed cookie backed by a
+  revocable record in Redis, see sessions.py) or send it as ``X-Team-Token`` to the team APIs.
 - The admin password hash comes from ``web.admin_password_hash`` (werkzeug format); when
   the game file has none, one password is generated once per game, stored hashed in
   Redis and printed once to the log of the node that generated it. Admins log in with
   it (session) or send it by HTTP Basic auth (user ``admin``) to ``/admin/api``.
 - Every cookie-authenticated POST carries the session's CSRF token (form field ``csrf``
   or header ``X-CSRF-Token``); header-authenticated calls need none.
+- Logging out revokes the session on every web node; `revoke_all_sessions` logs everyone
+  out, `rotate_session_key` also replaces the cookie signing key.
 - Guessing is locked out: every wrong token or password, at any door (portal and admin
   login, ``X-Team-Token``, HTTP Basic, ``PUT /flags``), counts against the source address
   in one `TokenGuard`; a locked source gets 429 for any credentialed request.
@@ -16,7 +18,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import logging
 import secrets
@@ -31,6 +32,7 @@ from ..store import GameStore
 from ..submission.limits import TokenGuard
 from ..types import TeamID
 from .context import board_data, game_config, game_store, submissions
+from .sessions import RevocableSessions
 
 log = logging.getLogger("adrange.web")
 
@@ -59,9 +61,22 @@ def refuse_locked_source() -> Any:
     return None
 
 
-def session_secret(config: GameConfig) -> str:
-    """The cookie signing key: derived from the game secret, so every web node agrees."""
-    return hmac.new(config.game.secret.encode(), b"web-session", hashlib.sha256).hexdigest()
+def _sessions() -> RevocableSessions:
+    interface = current_app.session_interface
+    assert isinstance(interface, RevocableSessions)
+    return interface
+
+
+def revoke_all_sessions() -> int:
+    """Log every team and admin out, on every web node; how many sessions there were."""
+    return _sessions().revoke_all()
+
+
+def rotate_session_key() -> bool:
+    """Revoke every session and sign cookies with a new generated key from now on (every
+    node follows within a second). False when ``web.session_key`` in the game file sets
+    the key: then only the sessions are revoked (change the key there and restart)."""
+    return _sessions().rotate_key()
 
 
 def ensure_admin_password(config: GameConfig, store: GameStore) -> str:

@@ -54,6 +54,7 @@ class GameCollector:
         for status in Status:
             boxes.add_metric([status.name], statuses.get(status.name, 0))
         yield boxes
+        yield from _connections(stats)
         yield from self._engine(engine, state["closed_round"])
 
     def _engine(self, engine: dict[str, float], closed: int) -> Iterator[Metric]:
@@ -78,6 +79,28 @@ class GameCollector:
         for kind in ROUND_FIGURES:
             figures.add_metric([kind], stats.get(kind, 0.0))
         yield figures
+
+
+def _connections(stats: dict[str, int]) -> Iterator[Metric]:
+    """The connection budgets' refusals, cut connections and accept() errors of the TCP
+    submission servers and web nodes (each process adds its own to the game's counters)."""
+    refused = CounterMetricFamily("adrange_connections_refused", "Connections refused by a budget.",
+                                  labels=["server", "reason"])
+    timeouts = CounterMetricFamily("adrange_connections_timed_out", "Connections cut at a deadline.",
+                                   labels=["server", "kind"])
+    errors = CounterMetricFamily("adrange_accept_errors", "accept() failures (out of files).", labels=["server"])
+    for name, value in sorted(stats.items()):
+        server, _, rest = name.partition("_")
+        if server not in ("tcp", "web"):
+            continue
+        kind, _, label = rest.partition(":")
+        if kind == "refused":
+            refused.add_metric([server, label], value)
+        elif kind == "timeout":
+            timeouts.add_metric([server, label], value)
+        elif kind == "accept_errors":
+            errors.add_metric([server], value)
+    yield from (refused, timeouts, errors)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -1,4 +1,5 @@
-"""Run the web app under gevent (many websocket spectators on one process)."""
+"""Run the web app under gevent (many websocket spectators on one process), behind the
+edge's connection budgets and deadlines (guard.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ monkey.patch_all()
 
 import logging  # noqa: E402
 
+from ..budgets import ThrottledLog  # noqa: E402
 from ..config import GameConfig  # noqa: E402
 from .app import create_app  # noqa: E402
+from .guard import EdgeServer  # noqa: E402
 
 log = logging.getLogger("adrange.web")
 
@@ -17,10 +20,13 @@ log = logging.getLogger("adrange.web")
 def serve(config: GameConfig, host: str | None = None, port: int | None = None) -> None:
     """Serve the game's web app (and its live board follower) until killed."""
     app = create_app(config)
-    socketio = app.extensions["socketio"]
     app.extensions["adrange.live"].start()
     host = host or config.web.host
     port = port or config.web.port
-    logging.getLogger("geventwebsocket.handler").setLevel(logging.WARNING)  # no access log per request
-    log.info("web on http://%s:%s", host, port)
-    socketio.run(app, host=host, port=port, log_output=False)
+    websocket_log = logging.getLogger("geventwebsocket.handler")
+    websocket_log.setLevel(logging.WARNING)  # no access log per request
+    websocket_log.addFilter(ThrottledLog(per_logger=True))  # nor a warning per bad upgrade in a flood
+    server = EdgeServer((host, port), app, config.web, app.extensions["adrange.submissions"][1],
+                        app.extensions["adrange.store"])
+    log.info("web on http://%s:%s (at most %d connections)", host, port, server.budget.total)
+    server.serve_forever()
