@@ -55,6 +55,7 @@ def init(path: str, force: bool) -> None:
         raise click.ClickException(f"{path} exists; use --force to overwrite")
     text = resources.files("scoreboard").joinpath("example.yml").read_text()
     text = text.replace("CHANGE-ME-to-a-long-random-string", secrets.token_urlsafe(24))
+    text = text.replace("REDIS-PASSWORD", secrets.token_urlsafe(18))
     challenges = Path(__file__).resolve().parent.parent / "challenges"  # the sample challenges
     text = text.replace("CHALLENGES", os.path.relpath(challenges, target.resolve().parent))
     target.write_text(text)
@@ -64,8 +65,15 @@ def init(path: str, force: bool) -> None:
 @main.command()
 @click.argument("path")
 def validate(path: str) -> None:
-    """Check a game file and print a summary, or every error with its key path."""
+    """Check a game file (and the files it names) and print a summary, or every error with its key path."""
+    from scoreboard.config import offline_problems
+
     config = load_or_exit(path)
+    problems = offline_problems(config)
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {path}: {problem}", err=True)
+        sys.exit(2)
     click.echo(
         f"{path}: ok: game {config.game.name!r}, {len(config.playing_teams)} teams "
         f"(+{len(config.teams) - len(config.playing_teams)} NOP), {len(config.services)} services, "
@@ -231,12 +239,16 @@ def run_command(config_path: str) -> None:
     """Run the platform's processes (web, TCP submission, ticker, worker) supervised.
 
     One per game: a second `adrange run` of the same game is refused while the first
-    lives. Logs go to .run/<game>/logs; the processes die with this command however it
-    ends (Ctrl-C, SIGTERM, kill -9)."""
+    lives. A local redis_url where nothing answers gets a redis-server of its own (data in
+    .run/<game>/redis); logs go to .run/<game>/logs; the processes die with this command
+    however it ends (Ctrl-C, SIGTERM, kill -9)."""
     from pathlib import Path
 
     from deploy.demo import platform_programs
+    from deploy.redis_server import ensure_redis
     from deploy.supervisor import RunLease, Supervisor, state_dir
+    from scoreboard.store import GameStore, connect
+    from scoreboard.web.auth import new_admin_password
 
     config = load_or_exit(config_path)
     work = state_dir(config.game.name)
@@ -244,14 +256,28 @@ def run_command(config_path: str) -> None:
     if not lease.acquire():
         raise click.ClickException(f"game {config.game.name!r} is already running (adrange run, pid "
                                    f"{lease.holder()}); stop that one first")
+    try:
+        redis_server = ensure_redis(config.redis_url, work / "redis", click.echo)
+    except RuntimeError as exc:
+        lease.release()
+        raise click.ClickException(str(exc)) from None
+    store = GameStore(config, connect(config.redis_url))
+    store.init()
+    password = new_admin_password(config, store)
     supervisor = Supervisor(work / "logs")
     try:
         for program in platform_programs(Path(config_path).resolve()):
             supervisor.start(program)
+        web = f"http://{config.web.host}:{config.web.port}"
+        click.echo(f"board {web}/  portal {web}/team/  admin {web}/admin/")
+        if password:
+            click.echo(f"admin password (shown once, stored hashed): {password}")
         click.echo(f"running; logs in {supervisor.log_dir}; Ctrl-C stops")
         supervisor.wait()
     finally:
         supervisor.stop_all()
+        if redis_server:
+            redis_server.stop()
         lease.release()
 
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +22,7 @@ from scoreboard.config import GameConfig, load_config
 from scoreboard.store import GameStore
 from scoreboard.types import GameState
 
-from .redis_server import RedisServer
+from .redis_server import ensure_redis
 from .supervisor import ROOT, Program, RunLease, Supervisor, adrange, state_dir
 
 CHALLENGES = ROOT / "challenges"
@@ -94,25 +93,6 @@ def bot_programs(config: GameConfig, config_path: Path) -> list[Program]:
     return programs
 
 
-def _ensure_redis(config: GameConfig, work: Path, console: Console) -> RedisServer | None:
-    """Start the demo's own redis-server unless one already answers at the game's URL."""
-    client = redis.Redis.from_url(config.redis_url)
-    try:
-        client.ping()
-        console.log(f"using the Redis already at {config.redis_url}")
-        return None
-    except (redis.AuthenticationError, redis.ResponseError) as exc:  # before ConnectionError: a subclass
-        raise RuntimeError(f"the Redis at port {client.connection_pool.connection_kwargs['port']} refuses "
-                           f"the game's password ({exc}): stop it or choose another --redis-port") from None
-    except redis.ConnectionError:
-        pass
-    kwargs = client.connection_pool.connection_kwargs
-    (work / "redis").mkdir(parents=True, exist_ok=True)
-    console.log(f"starting redis-server on port {kwargs['port']} (password from the game file, "
-                f"AOF in {work / 'redis'})")
-    return RedisServer(work / "redis", kwargs["port"], kwargs.get("password")).start()
-
-
 def _show_access(config: GameConfig, console: Console) -> None:
     table = Table(title="demo teams")
     for column in ("id", "team", "target", "token"):
@@ -139,7 +119,7 @@ def run_demo(teams: int = 4, round_seconds: float = 20, resume: bool = False, re
         game = demo_game(teams, round_seconds, redis_port, web_port, submit_port, name, subnet)
         config_path.write_text(yaml.safe_dump(game, allow_unicode=True, sort_keys=False))
     config = load_config(config_path)
-    redis_server = _ensure_redis(config, work, console)
+    redis_server = ensure_redis(config.redis_url, work / "redis", console.log)
     supervisor = Supervisor(work / "logs", console)
     try:
         store = GameStore(config)

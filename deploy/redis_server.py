@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -82,3 +84,33 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def ensure_redis(url: str, directory: Path, say: Callable[[str], None]) -> RedisServer | None:
+    """Make sure the game's Redis answers: None when one already does; a redis-server of our
+    own (the URL's port and password, AOF under `directory`) when the URL is local and
+    nothing listens; RuntimeError naming the cause otherwise (a remote Redis down, a
+    wrong password)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    kwargs = client.connection_pool.connection_kwargs
+    shown = re.sub(r"//[^@/]*@", "//***@", url)
+    try:
+        client.ping()
+        say(f"using the Redis at {shown}")
+        return None
+    except (redis.AuthenticationError, redis.ResponseError) as exc:  # before ConnectionError: a subclass
+        raise RuntimeError(f"the Redis at {shown} refuses the game's password ({exc}): fix redis_url or stop "
+                           "that Redis") from None
+    except redis.ConnectionError as exc:
+        if kwargs.get("host") not in LOCAL_HOSTS or "path" in kwargs:
+            raise RuntimeError(f"the Redis at {shown} does not answer: {exc}") from None
+    finally:
+        client.close()
+    if not kwargs.get("password"):
+        raise RuntimeError(f"nothing answers at {shown}, and adrange starts its own Redis only with a password: "
+                           "put one in redis_url (redis://:PASSWORD@127.0.0.1:6379/0)")
+    say(f"starting redis-server on port {kwargs['port']} (AOF, fsync always, data in {directory})")
+    return RedisServer(directory, kwargs["port"], kwargs.get("password")).start()

@@ -12,7 +12,7 @@ import hmac
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +25,8 @@ from pydantic import (
 )
 
 from .types import ServiceID, TeamID
+
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class ConfigError(Exception):
@@ -215,15 +217,15 @@ class Limits(_Model):
 class Submission(_Model):
     http: bool = True
     host: str = "127.0.0.1"
-    faust_port: int | None = 31337
-    ructf_port: int | None = 31338
-    forcad_port: int | None = 31339
+    faust_port: Port | None = 31337
+    ructf_port: Port | None = 31338
+    forcad_port: Port | None = 31339
     limits: Limits = Limits()
 
 
 class Web(_Model):
     host: str = "127.0.0.1"
-    port: int = 5000
+    port: Port = 5000
     admin_password_hash: str | None = None
     connections_per_source: int = Field(1024, ge=1, description="open connections per source address (a "
                                         "venue's spectators may share one)")
@@ -244,6 +246,15 @@ class Web(_Model):
 class Deploy(_Model):
     mode: Literal["hosted", "external"] = "external"
     engines: list[str] = Field(default_factory=lambda: ["unix:///var/run/docker.sock"])
+
+    @field_validator("engines")
+    @classmethod
+    def _engine_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"(unix|tcp|ssh|http|https)://\S+$", url):
+                raise ValueError(f"{url!r} is not a Docker engine URL (unix:///var/run/docker.sock, "
+                                 "tcp://host:2376, ssh://user@host)")
+        return value
     address_scheme: str = Field("127.0.{team}.1", description="format with {team}")
     network_scheme: str = Field("127.0.{team}.0/24", description="team source network")
     box_subnet: str = Field("10.77.0.0/16", description="game bridge network for boxes")
@@ -288,7 +299,7 @@ class GameConfig(_Model):
     submission: Submission = Submission()
     web: Web = Web()
     deploy: Deploy = Deploy()
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://\S+$")
     base_dir: Path = Field(Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -418,6 +429,33 @@ def _check_files(config: GameConfig, source: str) -> None:
                          f"{config.resolve(service.checker.requirements)}")
     if lines:
         raise ConfigError("\n".join(lines))
+
+
+def offline_problems(config: GameConfig) -> list[str]:
+    """What `adrange validate` can tell without Redis or Docker: checker files and classes
+    that are not there, challenge folders without a Dockerfile in hosted mode, ENO checker
+    URLs that are not HTTP. (Loading stays lenient on these, so a tool can read a game
+    whose files live elsewhere.)"""
+    problems = []
+    for index, service in enumerate(config.services):
+        where = f"services[{index}]"
+        spec = service.checker
+        if spec.protocol in ("native", "cli"):
+            if not spec.path:
+                problems.append(f"{where}.checker.path: a {spec.protocol} checker needs its file")
+            elif not config.resolve(spec.path).is_file():
+                problems.append(f"{where}.checker.path: no such file: {config.resolve(spec.path)}")
+            elif spec.class_name and not re.search(rf"^class\s+{re.escape(spec.class_name)}\b",
+                                                   config.resolve(spec.path).read_text(errors="replace"), re.M):
+                problems.append(f"{where}.checker.class: no class {spec.class_name} in {config.resolve(spec.path)}")
+        elif not (spec.url or "").startswith(("http://", "https://")):
+            problems.append(f"{where}.checker.url: an eno checker needs an http(s):// URL, not {spec.url!r}")
+        if config.deploy.mode == "hosted" and service.enabled:
+            if not service.challenge:
+                problems.append(f"{where}.challenge: hosted mode needs the challenge folder")
+            elif not (config.resolve(service.challenge) / "service" / "Dockerfile").is_file():
+                problems.append(f"{where}.challenge: no service/Dockerfile in {config.resolve(service.challenge)}")
+    return problems
 
 
 def load_config(path: str | Path) -> GameConfig:

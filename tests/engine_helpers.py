@@ -84,6 +84,16 @@ def wait_closed(store: GameStore, round_: int, timeout: float) -> None:
     wait_until(lambda: store.state()["closed_round"] >= round_, timeout, lambda: str(store.state()))
 
 
+def wait_checked_ok(store: GameStore, after: int, timeout: float, box: tuple[int, int] = (1, 1),
+                    explain: Callable[[], str] | None = None) -> int:
+    """Wait for the first round after `after` that closes with `box` checked OK; return it.
+    (A worker just started may need a round or two: those are "not checked", never DOWN.)"""
+    def checked() -> int | None:
+        closed = store.state()["closed_round"]
+        return next((r for r in range(after + 1, closed + 1) if store.round_statuses(r).get(box) == Status.OK), None)
+    return wait_until(checked, timeout, explain)
+
+
 def pool_children(pid: int) -> list[int]:
     """Child process ids of `pid` (a worker's prefork pool)."""
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()

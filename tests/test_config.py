@@ -107,3 +107,27 @@ def test_a_checker_timeout_that_cannot_fit_the_round_is_refused_naming_the_key()
     data["services"][1]["checker"].pop("timeout")
     config = parse_config(data)
     assert [s.checker.timeout for s in config.services] == [4, 4]  # default: half a short round
+
+
+def test_validate_refuses_what_it_can_know_offline(tmp_path):
+    """Issue 12 item 4: a missing challenge folder or checker file, a port out of range, an
+    engine URL without a scheme: each an error naming its key, not "ok"."""
+    cli = [sys.executable, "-m", "deploy.cli"]
+    path = tmp_path / "g.yml"
+    subprocess.run([*cli, "init", str(path)], check=True, capture_output=True)
+    good = yaml.safe_load(path.read_text())
+    cases = [
+        (lambda d: d["services"][0].update(challenge="no-such-folder"), "services[0].challenge: no service/Dockerfile"),
+        (lambda d: d["services"][0]["checker"].update(path="missing.py"), "services[0].checker.path: no such file"),
+        (lambda d: d["services"][0]["checker"].update({"class": "Nope"}), "services[0].checker.class: no class Nope"),
+        (lambda d: d["web"].update(port=5250000), "web.port: Input should be less than or equal to 65535"),
+        (lambda d: d["deploy"].update(engines=["127.0.0.1:2375"]), "deploy.engines: '127.0.0.1:2375' is not a Docker"),
+        (lambda d: d.update(redis_url="127.0.0.1:6379"), "redis_url: String should match pattern"),
+    ]
+    for edit, message in cases:
+        data = yaml.safe_load(yaml.safe_dump(good))
+        data["deploy"]["mode"] = "hosted"
+        edit(data)
+        path.write_text(yaml.safe_dump(data))
+        out = subprocess.run([*cli, "validate", str(path)], capture_output=True, text=True)
+        assert out.returncode == 2 and message in out.stderr, (message, out.stderr)

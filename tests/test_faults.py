@@ -22,6 +22,7 @@ from tests.engine_helpers import (
     serving,
     start_ticker,
     start_worker,
+    wait_checked_ok,
     wait_closed,
     wait_until,
 )
@@ -155,17 +156,14 @@ def test_worker_killed_mid_round_the_round_still_closes_and_checks_resume(redis_
         ticker = start_ticker(path, tmp_path)
         try:
             store.set_state(GameState.RUNNING)
-            wait_closed(store, 1, 20)
-            assert store.round_statuses(1)[(1, 1)] == Status.OK
+            wait_checked_ok(store, 0, 30)
             victim_round = store.state()["round"]
             worker.kill()  # the whole worker: its main process and its prefork pool
             wait_closed(store, victim_round + 1, 15)  # rounds close with nobody checking
             orphaned = store.round_statuses(victim_round + 1)
             assert all(s == Status.CHECKER_ERROR for s in orphaned.values()), orphaned  # not the teams' fault
             worker = start_worker(path, tmp_path, concurrency=2, name="worker2")
-            resumed = store.state()["round"] + 1
-            wait_closed(store, resumed, 20)
-            assert store.round_statuses(resumed)[(1, 1)] == Status.OK
+            resumed = wait_checked_ok(store, store.state()["round"], 30)
         finally:
             ticker.kill()
             worker.kill()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,8 +28,9 @@ from deploy.supervisor import MAX_BACKOFF, ROOT, Program, Supervisor, backoff
 from scoreboard.config import load_config
 from scoreboard.flags import FlagCodec
 from scoreboard.store import GameStore, connect, wait_for_redis
-from scoreboard.types import GameState, Status
-from tests.engine_helpers import ADDRESS_SCHEME, checker, engine_game, serving, wait_until
+from scoreboard.types import GameState
+from tests.conftest import game_data
+from tests.engine_helpers import ADDRESS_SCHEME, checker, engine_game, serving, wait_checked_ok, wait_until
 from tests.processes import Process, write_game
 from tests.targets.notes_tcp import NotesServer
 
@@ -90,7 +92,7 @@ def test_every_standalone_process_waits_for_redis_and_comes_back_after_a_restart
             assert all(code is None for code in alive(processes).values()), alive(processes)
             server.start()
             store = GameStore(load_config(path), connect(server.url))
-            wait_checked(store, 0, processes)  # the worker may need a round or two to be ready
+            wait_checked_ok(store, 0, 60, explain=lambda: _logs(processes))  # a fresh worker may need a round
             codec = FlagCodec(config.game.secret, config.game.flag_prefix)
             round_ = store.state()["round"]
             before = [codec.generate(round_, 2, 1, slot) for slot in range(16)]
@@ -108,7 +110,7 @@ def test_every_standalone_process_waits_for_redis_and_comes_back_after_a_restart
             replies = accepted_after_outage(faust_port, after, 30, "127.0.0.1")
             assert all(" OK" in r for r in replies), replies
             wait_until(lambda: requests.get(f"http://127.0.0.1:{web_port}/api/round", timeout=5).ok, 30)
-            wait_checked(store, store.state()["closed_round"], processes)  # the worker checks again
+            wait_checked_ok(store, store.state()["closed_round"], 60, explain=lambda: _logs(processes))  # checks again
             back = time.monotonic() - restarted
             assert all(code is None for code in alive(processes).values()), alive(processes)
             captured = {e["f"] for e in store.events("capture")}
@@ -119,16 +121,6 @@ def test_every_standalone_process_waits_for_redis_and_comes_back_after_a_restart
             for process in processes:
                 process.kill()
             server.cleanup()
-
-
-def wait_checked(store: GameStore, after: int, processes: list[Process]) -> int:
-    """Wait for a round after `after` that closes with box (1, 1) checked OK; return it."""
-    def checked() -> int | None:
-        closed = store.state()["closed_round"]
-        return next((r for r in range(after + 1, closed + 1) if store.round_statuses(r).get((1, 1)) == Status.OK),
-                    None)
-    wait_until(checked, 60, lambda: _logs(processes))
-    return checked() or 0
 
 
 def _logs(processes: list[Process]) -> str:
@@ -228,3 +220,51 @@ def test_the_projects_redis_requires_its_password_and_a_wrong_one_is_named(redis
     wrong = redis_server.url.replace(redis_server.password, "not-the-password")
     with pytest.raises(SystemExit, match=r"refuses us: .*check the password in redis_url"):
         wait_for_redis(wrong, "web")
+
+
+def test_run_starts_its_own_redis_for_a_local_url_and_says_where_everything_is(tmp_path):
+    """Issue 12 item 1: nothing answering at a local redis_url: `adrange run` starts a
+    redis-server (the URL's port and password, AOF in the game's state dir), prints the
+    board, portal and admin addresses and the generated admin password once; a remote
+    Redis that does not answer stops it at once with the cause."""
+    port, web_port = free_port(), free_port()
+    data = game_data(f"redis://:pw-{port}@127.0.0.1:{port}/0", teams=2, services=1, name=f"ownredis{port}")
+    path = tmp_path / "game.yml"
+    data["submission"] = {"faust_port": free_port(), "ructf_port": None, "forcad_port": None}
+    data["web"] = {"port": web_port}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    remote = {**data, "redis_url": "redis://:pw@127.0.0.2:1/0"}
+    write_game(path, remote)
+    refused = subprocess.run([sys.executable, "-m", "deploy.cli", "run", "-c", str(path)], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "the Redis at redis://***@127.0.0.2:1/0 does not answer" in refused.stderr
+    write_game(path, data)
+    run = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "-c", str(path)], env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines: list[str] = []
+        while not any(line.startswith("running;") for line in lines):
+            line = run.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        said = "".join(lines)
+        assert f"starting redis-server on port {port}" in said
+        assert f"board http://127.0.0.1:{web_port}/  portal http://127.0.0.1:{web_port}/team/" in said
+        password = said.split("admin password (shown once, stored hashed): ")[1].split()[0]
+        wait_until(lambda: _answers(f"http://127.0.0.1:{web_port}/api/round"), 60)
+        admin = requests.get(f"http://127.0.0.1:{web_port}/admin/api/engine", auth=("admin", password), timeout=5)
+        assert admin.status_code == 200
+        assert (ROOT / ".run" / data["game"]["name"] / "redis" / "appendonlydir").is_dir()
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        run.wait(60)
+        shutil.rmtree(ROOT / ".run" / data["game"]["name"], ignore_errors=True)
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=port, password=f"pw-{port}", socket_connect_timeout=1).ping()  # stopped with the run
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:
+        return False

@@ -251,3 +251,12 @@ def test_portal_tells_the_team_how_to_submit_with_its_own_values_and_shows_clock
         assert f"nc {sub.host} {port}" in page
     assert team.network in page and "[A-Z0-9]{31}=" in page
     assert re.search(r'<table id="history">.*?<td>\d\d:\d\d:\d\d</td>', page, re.S), "a clock time"
+
+
+def test_the_language_chosen_before_login_is_kept_after_it(web):
+    """Issue 12 item 6: ?lang=en on the login page, then logging in, stays English."""
+    session = requests.Session()
+    token = re.search(r'name="csrf" value="([^"]+)"',
+                      session.get(web.url + "/team/login?lang=en", timeout=5).text).group(1)
+    page = session.post(web.url + "/team/login", data={"token": web.token(1), "csrf": token}, timeout=5).text
+    assert "Team portal" in page and "队伍中心" not in page

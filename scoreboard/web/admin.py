@@ -22,7 +22,14 @@ from ..config import Team, derive_token
 from ..effective import apply_overrides, disabled_teams
 from ..store import StateError
 from ..types import Status
-from .auth import admin_password_ok, admin_required, ensure_admin_password, revoke_all_sessions, rotate_session_key
+from .auth import (
+    admin_password_ok,
+    admin_required,
+    ensure_admin_password,
+    fresh_session,
+    revoke_all_sessions,
+    rotate_session_key,
+)
 from .context import board_data, effective_game, game_config, game_store, json_body
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -303,7 +310,7 @@ def login():
     error = False
     if request.method == "POST":
         if admin_password_ok(request.form.get("password")):
-            session.clear()
+            fresh_session()
             session["admin"] = True
             return redirect(url_for("admin.panel"))
         error = True
@@ -314,7 +321,7 @@ def login():
 @admin.post("/logout")
 def logout():
     """End the admin session."""
-    session.clear()
+    fresh_session()
     return redirect(url_for("board.index"))
 
 

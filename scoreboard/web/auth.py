@@ -79,15 +79,29 @@ def rotate_session_key() -> bool:
     return _sessions().rotate_key()
 
 
+def fresh_session() -> None:
+    """Forget who this session was (login, logout: a revoked record), keep its language."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
+def new_admin_password(config: GameConfig, store: GameStore) -> str | None:
+    """Generate and store the game's admin password if it has none (neither in the game file
+    nor in Redis); the password in clear when this call made it, else None."""
+    if config.web.admin_password_hash or store.web_value("admin_hash"):
+        return None
+    password = secrets.token_urlsafe(12)
+    return password if store.set_web_value_once("admin_hash", generate_password_hash(password)) else None
+
+
 def ensure_admin_password(config: GameConfig, store: GameStore) -> str:
     """The admin password hash; generates, stores and logs a password once if there is none."""
     if config.web.admin_password_hash:
         return config.web.admin_password_hash
-    stored = store.web_value("admin_hash")
-    if stored:
-        return stored
-    password = secrets.token_urlsafe(12)
-    if store.set_web_value_once("admin_hash", generate_password_hash(password)):
+    password = new_admin_password(config, store)
+    if password:
         log.warning("generated admin password (shown once): %s", password)
     return store.web_value("admin_hash") or ""
 

@@ -15,7 +15,7 @@ from ..access import team_access
 from ..flags import FlagCodec
 from ..types import TeamID
 from .api import team_view
-from .auth import current_team, team_by_token, team_required
+from .auth import current_team, fresh_session, team_by_token, team_required
 from .context import board_data, game_store, submissions
 from .i18n import clock
 
@@ -51,7 +51,7 @@ def login():
     if request.method == "POST":
         team = team_by_token(request.form.get("token", "").strip())
         if team is not None:
-            session.clear()
+            fresh_session()
             session["team"] = team
             return redirect(url_for("portal.home"))
         error = True
@@ -64,7 +64,7 @@ def login():
 @portal.post("/logout")
 def logout():
     """End the team session."""
-    session.clear()
+    fresh_session()
     return redirect(url_for("board.index"))
 
 

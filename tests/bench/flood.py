@@ -173,6 +173,14 @@ class Flood:
         dropped, closed_unheld, errors)."""
         return self._ask("status")
 
+    def wait_connected(self, wanted: int, timeout: float = 120.0) -> dict[str, int]:
+        """Wait until the flood has opened `wanted` connections (each tried once at least, refused
+        or not); its status then."""
+        deadline = time.monotonic() + timeout
+        while (status := self.status()).get("connects", 0) < wanted and time.monotonic() < deadline:
+            time.sleep(0.25)
+        return status
+
     def stop(self) -> dict[str, int]:
         """Close every connection and end the processes; the last status."""
         final = self._ask("stop")
