@@ -34,7 +34,8 @@ from deploy.engine import connect
 from scoreboard import access
 from scoreboard.config import GameConfig, parse_config
 from tests.conftest_docker import LOCAL_ENGINE, TEST_CHALLENGE
-from tests.test_deploy import first_line, ssh
+from tests.ssh_helpers import ssh
+from tests.test_deploy import first_line
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent

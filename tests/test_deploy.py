@@ -6,7 +6,6 @@ Traffic goes only to loopback team addresses and the game's own bridge network.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from deploy import boxes, images, network
 from deploy.engine import connect
 from deploy.flagfile import write_flag
 from scoreboard import access
+from tests.ssh_helpers import ssh
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,19 +56,6 @@ def can_connect_from_box(config, team_id: int, host: str, port: int) -> bool:
               "print('open')")
     code, output = box_run(config, team_id, f'python3 -c "{script}"')
     return code == 0 and "open" in output
-
-
-def ssh(host: str, port: int, password: str, command: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    """ssh with a password (SSH_ASKPASS; no sshpass needed), no host key checks."""
-    askpass = tmp_path / "askpass.sh"
-    askpass.write_text('#!/bin/sh\necho "$ADRANGE_TEST_PASSWORD"\n')
-    askpass.chmod(0o700)
-    env = {**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": "none",
-           "ADRANGE_TEST_PASSWORD": password}
-    options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "PreferredAuthentications=password",
-               "PubkeyAuthentication=no", "NumberOfPasswordPrompts=1", "ConnectTimeout=10", "LogLevel=ERROR"]
-    cmd = ["ssh", *(arg for opt in options for arg in ("-o", opt)), "-p", str(port), f"team@{host}", command]
-    return subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
 
 
 class Listener:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from checker.runner import run_action
 from deploy import boxes, images
-from deploy.bots import load_exploit, patch_box
+from deploy.bots import load_exploit
 from deploy.demo import challenge_services
 from deploy.engine import connect
 from deploy.flagfile import write_flag
+from scoreboard import access
 from scoreboard.config import GameConfig, Service, parse_config
 from scoreboard.flags import FlagCodec
 from scoreboard.store import GameStore
 from scoreboard.submission.sync import Submissions
 from scoreboard.types import Status
 from tests.game_helpers import start_at_round
+from tests.ssh_helpers import scp, ssh
 
 pytestmark = pytest.mark.docker
 ATTACKER, VICTIM = 211, 212
@@ -85,8 +88,22 @@ def wait_checked_ok(service: Service, host: str, timeout: float = 40) -> None:
         time.sleep(1)
 
 
+def patch_as_a_player(config: GameConfig, service: Service, work: Path) -> None:
+    """Do what the challenge's PATCH.md says, over SSH with the team's login."""
+    folder = config.resolve(service.challenge or "") / "patches"
+    text = (folder / "PATCH.md").read_text()
+    command = next(line.strip() for line in text.splitlines() if line.strip().startswith("cd /srv/"))
+    login = next(a for a in access.team_access(config, VICTIM) if a["service"] == service.name)
+    copied = scp(login["host"], login["port"], login["password"], sorted(folder.glob("*.patch")), work)
+    assert copied.returncode == 0, copied.stderr
+    done = ssh(login["host"], login["port"], login["password"], command, work)
+    assert done.returncode == 0 and "restart requested" in done.stdout, (command, done.stdout, done.stderr)
+
+
 @pytest.mark.parametrize("name", ["notes", "vault", "shop", "pinger"])
-def test_challenge_box_is_checked_exploited_patched_and_reset(hosted, name):
+def test_challenge_box_is_checked_exploited_patched_and_reset(hosted, name, tmp_path):
+    """Patched the way PATCH.md tells a player: scp the patches in, then its command line
+    over SSH as the team user (patch, restart-service)."""
     config, store = hosted
     service = next(s for s in config.services if s.name == name)
     host = config.team(VICTIM).address
@@ -98,7 +115,7 @@ def test_challenge_box_is_checked_exploited_patched_and_reset(hosted, name):
     results = Submissions(store).submit(ATTACKER, sorted(set(flags)))
     assert all(r.accepted for r in results), [r.text for r in results]
 
-    patch_box(config, config.team(VICTIM), service)
+    patch_as_a_player(config, service, tmp_path)
     time.sleep(2)
     wait_checked_ok(service, host)
     flags, attack_data = plant(config, service, 4)  # the checker still works on the patched box
