@@ -246,13 +246,22 @@ def up(config: GameConfig, console: Console | None = None, build: bool = True) -
         elif container.labels.get(LABEL_SPEC) != box.spec:
             jobs.append(("recreated", lambda b=box, c=container: (_remove(c), _create(b))))
         elif container.status != "running":
-            jobs.append(("started", container.start))
+            jobs.append(("started", lambda b=box, c=container: _start(b, c)))
         else:
             counts["unchanged"] += 1
     jobs += [("removed", lambda c=c: _remove(c)) for c in existing.values()]
     _run_jobs(jobs, counts, console, "deploy up")
     _prune_disks(config, {(b.engine, b.name) for b in wanted if b.disk})
     return counts
+
+
+def _engine_failure(name: str, engine: str, exc: Exception) -> DeployError:
+    """An engine's refusal for one box, with what to do about a port another holds."""
+    text = str(getattr(exc, "explanation", None) or exc)
+    if "port is already allocated" in text or "address already in use" in text:
+        text += (" (another game's box or a host program holds that address and port: see `adrange deploy "
+                 "status` of the other game, or `ss -ltnp`)")
+    return DeployError(f"box {name} on {engine}: {text}")
 
 
 def _create(box: Box) -> None:
@@ -262,7 +271,14 @@ def _create(box: Box) -> None:
             disks.ensure_volume(client, box.name, box.device, box.disk or "", box.create["labels"][LABEL_GAME])
         client.containers.run(**{**box.create, "labels": {**box.create["labels"], LABEL_SPEC: box.spec}})
     except (APIError, disks.DiskError) as exc:
-        raise DeployError(f"box {box.name} on {box.engine}: {getattr(exc, 'explanation', None) or exc}") from None
+        raise _engine_failure(box.name, box.engine, exc) from None
+
+
+def _start(box: Box, container) -> None:
+    try:
+        container.start()
+    except APIError as exc:
+        raise _engine_failure(box.name, box.engine, exc) from None
 
 
 def _prune_disks(config: GameConfig, keep: set[tuple[str, str]] | None = None) -> None:
@@ -293,6 +309,8 @@ def _remove(container) -> None:
         container.remove(force=True, v=True)
     except NotFound:
         pass
+    except APIError as exc:
+        raise _engine_failure(container.name, "its engine", exc) from None
 
 
 def _run_jobs(jobs: list[tuple[str, Callable[[], object]]], counts: Counter, console: Console, title: str) -> None:

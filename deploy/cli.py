@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from checker.envs import CheckerEnv
+    from scoreboard.store import GameStore
 
 
 def load_or_exit(path: str) -> GameConfig:
@@ -163,6 +164,68 @@ def game_command(config_path: str, action: str, stop_at: str | None) -> None:
     click.echo(json.dumps(game_status(config), indent=2))
 
 
+def _store_or_exit(config: GameConfig) -> GameStore:
+    """The game's store, or a clear stop when its Redis does not answer."""
+    import redis
+
+    from scoreboard.store import GameStore, connect, without_password
+
+    store = GameStore(config, connect(config.redis_url))
+    try:
+        store.redis.ping()
+    except redis.RedisError as exc:
+        raise click.ClickException(f"Redis at {without_password(config.redis_url)} does not answer: {exc}") from None
+    return store
+
+
+@main.command("rescore")
+@config_option
+@click.option("--repair", is_flag=True, help="write the recomputed counters over the live ones (safe while playing)")
+def rescore_command(config_path: str, repair: bool) -> None:
+    """Recompute every score from the event streams and compare with the live counters.
+
+    Exits 0 when they are equal (or were repaired), 1 when they differ."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scoreboard.scoring.audit import rescore
+
+    store = _store_or_exit(load_or_exit(config_path))
+    audit = rescore(store, repair=repair)
+    click.echo(f"replayed {audit.captures} accepted flags and {audit.closes} round closes over {audit.boxes} boxes")
+    if audit.equal:
+        click.echo("live counters equal the event streams")
+        return
+    table = Table("team", "service", "counter", "live", "recomputed", title="differences")
+    for difference in audit.differences:
+        for name, (live, rebuilt) in difference.fields.items():
+            table.add_row(str(difference.box[0]), str(difference.box[1]), name, str(live), str(rebuilt))
+    Console().print(table)
+    for team, (live, rebuilt) in audit.totals.items():
+        click.echo(f"{team}: total {live:g} live, {rebuilt:g} recomputed")
+    if audit.repaired:
+        click.echo(f"repaired {len(audit.differences)} boxes: the live counters now equal the event streams")
+    else:
+        click.echo("run with --repair to write the recomputed counters")
+        sys.exit(1)
+
+
+@main.command("export")
+@config_option
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder to write (default export-<game>)")
+def export_command(config_path: str, folder: Path | None) -> None:
+    """Write the final scoreboard, its round-by-round history, the CTFtime feed and every
+    event stream (JSON Lines) into a folder."""
+    from deploy.export import export
+
+    config = load_or_exit(config_path)
+    store = _store_or_exit(config)
+    folder = folder or Path(f"export-{config.game.name}")
+    written = export(store, folder, lambda stream, n: click.echo(f"events/{stream}.jsonl: {n} events"))
+    click.echo(f"wrote {folder}/scoreboard.json, ctftime.json and {sum(written.values())} events")
+
+
 @main.command("web")
 @config_option
 @click.option("--host", default=None, help="listen address (default web.host)")
@@ -181,21 +244,26 @@ def web_command(config_path: str, host: str | None, port: int | None, verbose: b
 
 @main.command("submit-server")
 @config_option
+@click.option("--join", is_flag=True,
+              help="share the ports with a submit-server already running (scale-out); without it a busy "
+                   "port is refused")
 @click.option("-v", "--verbose", is_flag=True)
-def submit_server_command(config_path: str, verbose: bool) -> None:
+def submit_server_command(config_path: str, join: bool, verbose: bool) -> None:
     """Serve TCP flag submission (faust, ructf, forcad dialects; ports from the game file)."""
     import asyncio
 
     from scoreboard.store import wait_for_redis
-    from scoreboard.submission.tcp import serve
+    from scoreboard.submission.tcp import PortInUse, serve
 
     config = load_or_exit(config_path)
     _logging(verbose)
     wait_for_redis(config.redis_url, "submit-server")
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, join=join))
     except KeyboardInterrupt:
         pass
+    except PortInUse as exc:
+        raise click.ClickException(exc.strerror) from None
 
 
 @main.command("ticker")

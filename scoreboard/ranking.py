@@ -61,3 +61,8 @@ def rank(config: GameConfig, counters: CountersByBox) -> list[TeamRow]:
         above = rows[position - 2] if position > 1 else None
         row.rank = above.rank if above is not None and above.total == row.total else position
     return rows
+
+
+def ctftime_feed(tasks: list[str], ranking: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CTFtime scoreboard feed of ranking rows (``to_json``-shaped: rank, name, total)."""
+    return {"tasks": tasks, "standings": [{"pos": r["rank"], "team": r["name"], "score": r["total"]} for r in ranking]}

@@ -83,11 +83,11 @@ def wait_for_redis(url: str, who: str, max_wait: float = 5.0) -> None:
                     log.info("%s: Redis reachable, starting", who)
                 return
             except (redis.AuthenticationError, redis.ResponseError) as exc:  # waiting will not help
-                raise SystemExit(f"{who}: Redis at {_without_password(url)} refuses us: {exc} "
+                raise SystemExit(f"{who}: Redis at {without_password(url)} refuses us: {exc} "
                                  "(check the password in redis_url)") from None
             except redis.RedisError as exc:
                 if time.monotonic() - said > 10:
-                    log.warning("%s: waiting for Redis at %s (%s)", who, _without_password(url), exc)
+                    log.warning("%s: waiting for Redis at %s (%s)", who, without_password(url), exc)
                     said = time.monotonic()
                 time.sleep(delay)
                 delay = min(max_wait, delay * 2)
@@ -95,7 +95,7 @@ def wait_for_redis(url: str, who: str, max_wait: float = 5.0) -> None:
         client.close()
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """A Redis URL fit for a log line."""
     return re.sub(r"//[^@/]*@", "//***@", url)
 

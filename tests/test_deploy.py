@@ -261,3 +261,17 @@ def test_images_save_and_load_move_every_adrange_image(game, tmp_path):
     tags = images.save_images(client, tarball)
     assert images.BASE_IMAGE in tags and images.image_name(game, game.service(1), client) in tags
     assert images.load_images([client], tarball) == 1
+
+
+def test_up_with_a_port_taken_meanwhile_names_the_box_and_what_to_do(make_hosted_game, base_image, session_tag):
+    config = make_hosted_game(f"{session_tag}p", teams=1, first_team=231, subnet="10.216.0.0/16")
+    boxes.up(config)
+    try:
+        (container,) = boxes.existing_boxes(config).values()
+        container.stop(timeout=1)
+        taken = socket.create_server(("127.0.231.1", 8000))  # a host program took the box's port
+        with taken, pytest.raises(boxes.DeployError, match=r"box \S+ on .*8000.*ss -ltnp"):
+            boxes.up(config)
+        assert boxes.up(config) == Counter(started=1)
+    finally:
+        boxes.down(config)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import math
@@ -70,12 +71,36 @@ def printable(raw: bytes, limit: int) -> str:
     return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
 
 
-def listen(host: str, port: int) -> list[socket.socket]:
-    """Nonblocking listening sockets on every address of `host` ("" = all), SO_REUSEPORT set."""
+class PortInUse(OSError):
+    """A dialect port is already served (by another submit-server unless `join` was asked)."""
+
+
+def _probe_free(family: int, kind: int, proto: int, address: tuple) -> None:
+    """Raise PortInUse when something listens on `address`: binding without SO_REUSEPORT
+    fails even against a listener that set it, so a second server does not join silently."""
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(errno.EADDRINUSE, f"port {address[1]} on {address[0] or '*'} is already in use "
+                            "(another submit-server of this game? start this one with --join to add a "
+                            "process to it)") from None
+
+
+def listen(host: str, port: int, join: bool = False) -> list[socket.socket]:
+    """Nonblocking listening sockets on every address of `host` ("" = all), SO_REUSEPORT set
+    so more processes can share them; unless `join`, a port someone listens on is PortInUse."""
     found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(found):
+            if not join and port:
+                _probe_free(family, kind, proto, address)
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,8 +148,9 @@ class SubmissionServer:
     def _network_of(self, address: str) -> str:
         return self.networks.get()(address)
 
-    async def start(self, ports: dict[str, int] | None = None) -> dict[str, int]:
-        """Listen on each configured dialect port; return dialect -> bound port."""
+    async def start(self, ports: dict[str, int] | None = None, join: bool = False) -> dict[str, int]:
+        """Listen on each configured dialect port (`join`: alongside another process already
+        listening there); return dialect -> bound port."""
         sub = self.config.submission
         await asyncio.to_thread(self.game.refresh)
         self._follower = asyncio.create_task(self._follow_game())
@@ -134,7 +160,7 @@ class SubmissionServer:
         for name, port in wanted.items():
             if port is None:
                 continue
-            sockets = listen(sub.host, port)
+            sockets = listen(sub.host, port, join)
             self.listeners.extend(sockets)
             for sock in sockets:
                 self._resume(sock, DIALECTS[name])
@@ -350,13 +376,17 @@ async def _close(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()  # a peer that reads nothing must not keep the socket open (no-op when closed)
 
 
-async def serve(config: GameConfig, ready: asyncio.Event | None = None) -> None:
-    """Run the TCP submission server until cancelled."""
+async def serve(config: GameConfig, ready: asyncio.Event | None = None, join: bool = False) -> None:
+    """Run the TCP submission server until cancelled (`join`: share ports a running one holds)."""
     logging.getLogger("asyncio").addFilter(ThrottledLog())  # a callback failing alike on every wake-up
     store = GameStore(config)
     store.init()
     server = SubmissionServer(config, AsyncSubmitter(store, connect_async(config.redis_url)))
-    bound = await server.start()
+    try:
+        bound = await server.start(join=join)
+    except OSError:
+        await server.close()
+        raise
     log.info("submission listening: %s", ", ".join(f"{d} {p}" for d, p in bound.items()))
     if ready:
         ready.set()

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from ..ranking import ctftime_feed
 from ..scoring.base import flag_counts
 from ..types import TeamID
 from .auth import team_required
@@ -91,8 +92,7 @@ def ctftime():
     """CTFtime scoreboard feed."""
     data = board_data()
     ranking = data.ranking(public=True)
-    return jsonify({"tasks": [s.name for s in data.config().services if s.enabled],
-                    "standings": [{"pos": r["rank"], "team": r["name"], "score": r["total"]} for r in ranking]})
+    return jsonify(ctftime_feed([s.name for s in data.config().services if s.enabled], ranking))
 
 
 @api.get("/metrics")

@@ -7,6 +7,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import errno  # noqa: E402
 import logging  # noqa: E402
 
 from ..budgets import ThrottledLog  # noqa: E402
@@ -20,7 +21,6 @@ log = logging.getLogger("adrange.web")
 def serve(config: GameConfig, host: str | None = None, port: int | None = None) -> None:
     """Serve the game's web app (and its live board follower) until killed."""
     app = create_app(config)
-    app.extensions["adrange.live"].start()
     host = host or config.web.host
     port = port or config.web.port
     websocket_log = logging.getLogger("geventwebsocket.handler")
@@ -28,5 +28,13 @@ def serve(config: GameConfig, host: str | None = None, port: int | None = None) 
     websocket_log.addFilter(ThrottledLog(per_logger=True))  # nor a warning per bad upgrade in a flood
     server = EdgeServer((host, port), app, config.web, app.extensions["adrange.submissions"][1],
                         app.extensions["adrange.store"])
+    try:
+        server.init_socket()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise SystemExit(f"web: port {port} on {host} is already in use (another web server of this game? "
+                         "`adrange run` is refused twice for one game; give this one --port)") from None
+    app.extensions["adrange.live"].start()
     log.info("web on http://%s:%s (at most %d connections)", host, port, server.budget.total)
     server.serve_forever()
