@@ -110,6 +110,21 @@ def hash_password(from_stdin: bool) -> None:
     click.echo(generate_password_hash(password))
 
 
+@main.command("admin-password")
+@config_option
+def admin_password_command(config_path: str) -> None:
+    """Generate a new admin password for a game whose file sets none (printed once, stored
+    hashed); everyone logged in to the web is logged out."""
+    from deploy.organizer import replace_admin_password
+
+    config = load_or_exit(config_path)
+    try:
+        password = replace_admin_password(config, _store_or_exit(config))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"new admin password (shown once, stored hashed): {password}")
+
+
 @main.command("teams")
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)

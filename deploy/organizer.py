@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 import time
 from typing import Any
 
@@ -65,3 +66,19 @@ def game_status(config: GameConfig) -> dict[str, Any]:
             "closed_round": state["closed_round"], "round_seconds_left": None if left is None else round(left, 1),
             "ticker": store.ticker_lease_holder(), "pending": [r["action"] for r in store.pending_state_requests()],
             "schedule": store.schedule()}
+
+
+def replace_admin_password(config: GameConfig, store: GameStore) -> str:
+    """A new generated admin password (stored hashed) with every web session logged out;
+    the password in clear, to show once. Refused when the game file sets the hash."""
+    from werkzeug.security import generate_password_hash
+
+    from scoreboard.web.sessions import SessionRecords
+
+    if config.web.admin_password_hash:
+        raise ValueError("the game file sets web.admin_password_hash: put a new hash there "
+                         "(adrange hash-password) and restart the web nodes")
+    password = secrets.token_urlsafe(12)
+    store.set_web_value("admin_hash", generate_password_hash(password))
+    SessionRecords(store, 1).revoke_all()
+    return password

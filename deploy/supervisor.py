@@ -52,6 +52,14 @@ def state_dir(game: str) -> Path:
     return ROOT / ".run" / game
 
 
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by its owner only: game state and logs hold
+    secrets (a generated admin password is printed to the web log, Redis keeps tokens)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def adrange(*args: str) -> list[str]:
     """argv for an `adrange` subcommand run with this interpreter."""
     return [sys.executable, "-m", "deploy.cli", *args]
@@ -64,7 +72,7 @@ class Supervisor:
                  healthy_seconds: float = HEALTHY_SECONDS) -> None:
         self.log_dir = log_dir
         self.healthy_seconds = healthy_seconds
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         self.console = console or Console(stderr=True)
         self.programs: list[Program] = []
         self.stopping = False
@@ -76,7 +84,8 @@ class Supervisor:
         return program
 
     def _spawn(self, program: Program) -> None:
-        log = (self.log_dir / f"{program.name}.log").open("ab")
+        log = os.fdopen(os.open(self.log_dir / f"{program.name}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+                        "ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **program.env}
         program.proc = subprocess.Popen(program.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         cwd=ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent)
@@ -155,7 +164,7 @@ class RunLease:
     """
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         self.path = state_dir / "run.lock"
         self._fd: int | None = None
 
