@@ -142,10 +142,14 @@ def teams_command(config_path: str, fmt: str) -> None:
 
     table = Table(title=f"{config.game.name}: teams ({source})")
     for field in FIELDS:
-        table.add_column(field)
-    for row in rows:
-        table.add_row(*(str(row[f]) for f in FIELDS))
-    Console().print(table)
+        table.add_column(field, no_wrap=True)
+    cells = [[str(row[f]) for f in FIELDS] for row in rows]
+    for line in cells:
+        table.add_row(*line)
+    # Never cut a token or a password to fit the terminal: a narrow one wraps whole lines.
+    needed = sum(max(len(f), *(len(line[i]) for line in cells)) + 3 for i, f in enumerate(FIELDS)) + 1
+    console = Console()
+    Console(width=max(console.width, needed)).print(table)
 
 
 @main.command("game")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,11 @@ def test_game_commands_queue_requests_for_the_ticker_and_refuse_what_the_state_f
     assert done.returncode != 0 and "must be in the future" in done.stderr
     assert adrange("game", "reopen", "-c", str(path)).returncode == 0
     assert store.schedule() == {"stop": None}
+
+
+def test_teams_table_never_cuts_a_token_to_fit_the_terminal(redis_server, tmp_path):
+    config, _, path = engine_game(redis_server.url, tmp_path, teams=3, checkers=[checker("notes_checker.py")],
+                                  name="narrow")
+    shown = subprocess.run([sys.executable, "-m", "deploy.cli", "teams", "-c", str(path)], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60, env={**os.environ, "COLUMNS": "60"}).stdout
+    assert all(team.token in shown for team in config.teams)
