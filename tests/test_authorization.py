@@ -119,3 +119,22 @@ def test_admin_sees_the_truth_including_private_checker_messages(web):
         assert "private stack trace" not in requests.get(web.url + path, timeout=10).text
     team = requests.get(f"{web.url}/api/team/status", headers={"X-Team-Token": web.token(3)}, timeout=10)
     assert "private stack trace" not in team.text
+
+
+def test_wrong_basic_password_never_falls_back_to_the_admin_cookie(web):
+    """A request that brings credentials is judged by them alone: with an admin session
+    cookie (no CSRF token) and a wrong Basic password, no admin action goes through."""
+    import re
+
+    session = requests.Session()
+    token = re.search(r'name="csrf" value="([^"]+)"', session.get(f"{web.url}/admin/login", timeout=10).text)[1]
+    session.post(f"{web.url}/admin/login", data={"password": ADMIN_PASSWORD, "csrf": token}, timeout=10)
+    assert session.get(f"{web.url}/admin/api/board", timeout=10, allow_redirects=False).status_code == 200
+    before = web.store.state()
+    for name, body in (("state", {"action": "pause"}), ("reset", {"confirm": web.config.game.name})):
+        for header in ({"auth": ("admin", "wrong password")}, {"headers": {"X-Team-Token": web.token(1)}}):
+            reply = session.post(f"{web.url}/admin/api/{name}", json=body, allow_redirects=False, timeout=10,
+                                 **header)
+            assert refused(reply), (name, header, reply.status_code)
+    assert web.store.state()["state"] == before["state"] == GameState.RUNNING
+    assert web.store.stats()["accepted"] == 1

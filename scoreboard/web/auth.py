@@ -114,11 +114,13 @@ def admin_password_ok(password: str | None) -> bool:
 
 
 def is_admin() -> bool:
-    """An admin session, or correct HTTP Basic credentials on this request."""
-    if session.get("admin"):
-        return True
+    """Correct HTTP Basic credentials on this request, or else an admin session. A request
+    that brings a credential header (Authorization, X-Team-Token) is judged by it alone: it
+    skips the CSRF check, so it must never fall back to the session cookie."""
     basic = request.authorization
-    return bool(basic and basic.type == "basic" and admin_password_ok(basic.password))
+    if basic is not None:
+        return basic.type == "basic" and admin_password_ok(basic.password)
+    return "X-Team-Token" not in request.headers and bool(session.get("admin"))
 
 
 def team_by_token(token: str | None) -> TeamID | None:
