@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     field_validator,
     model_validator,
@@ -241,6 +242,10 @@ class Web(_Model):
                                     "generated once per game and kept in Redis")
     session_lifetime: float = Field(43200, gt=0, description="seconds a login stays valid after its last use")
     language: Literal["zh", "en"] = "zh"
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="reverse proxies (addresses or networks) whose X-Forwarded-For "
+        "names the client; from anyone else the header is ignored")
+    proxy_hops: int = Field(1, ge=1, le=5, description="trusted proxies in a row in front of the web nodes")
 
 
 class Deploy(_Model):

@@ -26,6 +26,7 @@ from .guard import PollingPostCheck
 from .i18n import language, t
 from .live import Live, register_spectators
 from .portal import portal
+from .proxies import TrustedProxyFix
 from .sessions import RevocableSessions
 from .submit_api import submit_api
 
@@ -61,7 +62,8 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
                         channel=store.keys.socketio_channel,
                         logger=False, engineio_logger=False)
     register_spectators(socketio, data)
-    app.wsgi_app = PollingPostCheck(app.wsgi_app, socketio.sockio_mw.engineio_path,  # type: ignore[method-assign]
-                                       socketio.server.eio.max_http_buffer_size)
+    polling = PollingPostCheck(app.wsgi_app, socketio.sockio_mw.engineio_path, socketio.server.eio.max_http_buffer_size)
+    app.wsgi_app = TrustedProxyFix(polling, config.web.trusted_proxies,  # type: ignore[method-assign]
+                                   config.web.proxy_hops)
     app.extensions["adrange.live"] = Live(socketio, data, store)
     return app
