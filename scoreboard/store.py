@@ -53,7 +53,12 @@ REQUESTS: dict[str, tuple[GameState, frozenset[GameState]]] = {
 
 
 class StateError(Exception):
-    """A game state change that is not allowed from the current state."""
+    """A game state change that is not allowed from the current `state` (None: the request
+    itself is wrong)."""
+
+    def __init__(self, message: str, state: GameState | None = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 def _script(name: str) -> str:
@@ -156,8 +161,9 @@ class Keys:
     def chain_deadlines(self, round_: Round) -> str:
         return f"{self.prefix}chain:deadline:{round_}"
 
-    def portal_submissions(self, team: TeamID) -> str:
-        return f"{self.prefix}portal:{team}"
+    def submissions(self, team: TeamID) -> str:
+        """A team's recent submissions over every channel (`submission.history` entries, newest pushed first)."""
+        return f"{self.prefix}submissions:{team}"
 
     def release_plan(self, round_: Round) -> str:
         return f"{self.prefix}plan:{round_}"
@@ -227,7 +233,7 @@ class GameStore:
                         pipe.unwatch()
                         return old
                     if new not in _TRANSITIONS[old]:
-                        raise StateError(f"cannot go from {old.value} to {new.value}")
+                        raise StateError(f"cannot go from {old.value} to {new.value}", old)
                     at = now or time.time()
                     paused_at = float(pipe.hget(k.state, "paused_at") or 0)
                     has_round = int(pipe.hget(k.state, "round") or 0) > 0
@@ -253,14 +259,15 @@ class GameStore:
             raise StateError(f"unknown action {action!r}: use {', '.join(REQUESTS)}")
         if state not in REQUESTS[action][1]:
             hint = " (reopen it first)" if state == GameState.OVER else ""
-            raise StateError(f"cannot {action} the game: it is {state.value}{hint}")
+            raise StateError(f"cannot {action} the game: it is {state.value}{hint}", state)
         self.redis.rpush(self.keys.requests, json.dumps({"action": action, "actor": actor, "t": time.time()}))
 
     def reopen(self, stop: float | None, actor: str) -> None:
         """Ask the ticker to reopen a finished game (paused) with a new end, or none: the
         admin's schedule keeps its start and overrides the game file's end either way."""
-        if self.state()["state"] != GameState.OVER:
-            raise StateError(f"only a finished game can be reopened: it is {self.state()['state'].value}")
+        state = self.state()["state"]
+        if state != GameState.OVER:
+            raise StateError(f"only a finished game can be reopened: it is {state.value}", state)
         if stop is not None and stop <= time.time():
             raise StateError("the new stop must be in the future")
         self.set_schedule(self.schedule().get("start"), stop, actor, no_stop=stop is None)
@@ -695,20 +702,21 @@ class GameStore:
         """Hold (or renew) a named lease for `seconds`; True while this holder has it."""
         return self._take_lease(f"{self.keys.prefix}lease:{name}", holder, seconds)
 
-    def record_portal_submissions(self, team: TeamID, items: list[dict[str, Any]], keep: int = 500) -> None:
-        """Remember a team's portal submissions and verdicts (newest first, bounded)."""
-        if not items:
-            return
-        key = self.keys.portal_submissions(team)
-        pipe = self.redis.pipeline()
-        pipe.lpush(key, *(json.dumps(i) for i in items))
-        pipe.ltrim(key, 0, keep - 1)
-        pipe.hincrby(self.keys.counters, "portal_submitted", len(items))
+    def record_submissions(self, entries: dict[TeamID, list[str]], keep: int) -> None:
+        """Add each team's submission entries (oldest first) to its history, which keeps the
+        newest `keep`: one pipeline, not a transaction (the entries: `submission.history`)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for team, items in entries.items():
+            if not items:
+                continue
+            key = self.keys.submissions(team)
+            pipe.lpush(key, *items)
+            pipe.ltrim(key, 0, keep - 1)
         pipe.execute()
 
-    def portal_submissions(self, team: TeamID) -> list[dict[str, Any]]:
-        """A team's portal submissions, newest first."""
-        return [json.loads(r) for r in self.redis.lrange(self.keys.portal_submissions(team), 0, -1)]
+    def submission_history(self, team: TeamID) -> list[str]:
+        """A team's submission entries, the last pushed first."""
+        return self.redis.lrange(self.keys.submissions(team), 0, -1)
 
     def live_statuses(self) -> dict[tuple[TeamID, ServiceID], Status]:
         """Every box's latest status."""

@@ -91,7 +91,8 @@ def test_repair_while_flags_keep_coming_loses_none(played):
         subs, slot = Submissions(store), 0
         while not stop.is_set():
             slot += 1
-            results = subs.submit(1, [flag_of(store, 4, 2, 1, slot=slot % 16), flag_of(store, 4, 3, 2, slot=slot // 16 % 16)])
+            flags = [flag_of(store, 4, 2, 1, slot=slot % 16), flag_of(store, 4, 3, 2, slot=slot // 16 % 16)]
+            results = subs.submit(1, flags)
             accepted.extend(r for r in results if r.accepted)
 
     thread = threading.Thread(target=farm)

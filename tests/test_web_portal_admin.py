@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import re
+import signal
+import string
 import time
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 import requests
 
+from deploy.redis_server import free_port
+from scoreboard.store import REQUESTS
+from scoreboard.submission.history import CHANNELS, KEEP, team_history
+from scoreboard.submission.sync import Submissions
+from scoreboard.submission.verdicts import Verdict
 from scoreboard.types import GameState, Status
+from scoreboard.web.admin import ENGINE_FIGURES
+from scoreboard.web.i18n import TEXTS, text
 from tests.game_helpers import flag_of, start_at_round
+from tests.processes import Process
+from tests.submit_helpers import LineClient, tcp_server
 from tests.web_helpers import ADMIN_PASSWORD, start_web, wait_until
+
+GREETINGS = {"faust": b"adrange flag submission\nOne flag per line please!\n\n",
+             "ructf": b"Enter your flags, finished with newline (or empty line to exit)\n",
+             "forcad": b"Welcome! Please, enter your team token:\n"}
 
 
 @pytest.fixture
@@ -48,9 +65,11 @@ def test_portal_submission_is_judged_and_kept_with_its_verdict(web):
     token = csrf_of(session, web.url + "/team/")
     page = session.post(web.url + "/team/submit", data={"flags": f"{good}\n{own}\njunk\n", "csrf": token},
                         timeout=5).text
-    assert "Accepted. 2 flag points" in page and "Denied: flag is your own" in page
+    assert text("verdict.accepted", "zh", {"points": 2}) in page and text("verdict.own", "zh") in page  # game: zh
+    english = session.get(web.url + "/team/?lang=en", timeout=5).text
+    assert "Accepted. 2 flag points" in english and "Denied: flag is your own" in english
     history = session.get(web.url + "/api/team/submissions", timeout=5).json()
-    assert [h["accepted"] for h in history] == [True, False, False]
+    assert [(h["accepted"], h["channel"]) for h in history] == [(True, "portal"), (False, "portal"), (False, "portal")]
     assert web.store.stats()["accepted"] == 1
 
 
@@ -260,3 +279,230 @@ def test_the_language_chosen_before_login_is_kept_after_it(web):
                       session.get(web.url + "/team/login?lang=en", timeout=5).text).group(1)
     page = session.post(web.url + "/team/login", data={"token": web.token(1), "csrf": token}, timeout=5).text
     assert "Team portal" in page and "队伍中心" not in page
+
+
+def tcp_session(dialect: str, port: int, token: str, source: str = "127.0.1.7") -> LineClient:
+    """A session of `dialect` as team 1 (by source address, or by token for forcad), past its greeting."""
+    client = LineClient(port, source=source)
+    assert client.read_exact_text(GREETINGS[dialect]) == GREETINGS[dialect]
+    if dialect == "forcad":
+        client.send(token.encode() + b"\n")
+        client.line()
+    return client
+
+
+def send_lines(client: LineClient, lines: list[str]) -> list[str]:
+    """Send lines in one write; their replies."""
+    client.send("".join(f"{line}\n" for line in lines).encode())
+    return [client.line().decode() for _ in lines]
+
+
+def history_rows(page: str) -> list[tuple[str, str, str, str]]:
+    """(time, channel, flag, verdict) of each row of the portal's history table."""
+    table = re.search(r'<table id="history">(.*?)</table>', page, re.S).group(1)
+    return re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td><code>([^<]*)</code></td><td>([^<]*)</td></tr>", table)
+
+
+def test_portal_history_lists_every_channel_with_its_verdict(web):
+    """Issue 12: the portal's history lists what the team sent over each TCP dialect, PUT
+    /flags and the form, denials included, with channel, verdict and a clock time; only the
+    team's own."""
+    store, token = web.store, web.token(1)
+    good, other, own, third = (flag_of(store, 2, 2, 1), flag_of(store, 2, 3, 1), flag_of(store, 2, 1, 2),
+                               flag_of(store, 2, 4, 2))
+    with tcp_server(web.config, store) as ports:
+        faust = send_lines(tcp_session("faust", ports["faust"], token), [good, "not-a-flag"])
+        assert faust == [f"{good} OK Accepted. 2 flag points", "not-a-flag INV Denied: invalid flag"]
+        send_lines(tcp_session("ructf", ports["ructf"], token), [own])
+        send_lines(tcp_session("forcad", ports["forcad"], token), [good])
+        reply = requests.put(web.url + "/flags", json=[other, "junk-http"], headers={"X-Team-Token": token}, timeout=5)
+        assert [r["status"] for r in reply.json()] == [True, False]
+        session, _ = login(web, "team", token)
+        session.post(web.url + "/team/submit", data={"flags": third, "csrf": csrf_of(session, web.url + "/team/")},
+                     timeout=5)
+        history = wait_until(lambda: (h := session.get(web.url + "/api/team/submissions", timeout=5).json())
+                             and len(h) == 7 and h, 5, "7 entries (TCP and HTTP within about a second)")
+    assert {(h["channel"], h["flag"], h["verdict"]) for h in history} == {
+        ("faust", good, "accepted"), ("faust", "not-a-flag", "invalid"), ("ructf", own, "own"),
+        ("forcad", good, "duplicate"), ("http", other, "accepted"), ("http", "junk-http", "invalid"),
+        ("portal", third, "accepted")}
+    assert history[0]["channel"] == "portal" and history == sorted(history, key=lambda h: -h["t"])
+    rows = history_rows(session.get(web.url + "/team/?lang=en", timeout=5).text)
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", when) for when, *_ in rows), rows
+    shown = {(channel, flag): verdict for _, channel, flag, verdict in rows}
+    assert shown[("TCP faust", "not-a-flag")] == "Denied: invalid flag"
+    assert shown[("TCP ructf", own)] == "Denied: flag is your own"
+    assert shown[("TCP forcad", good)] == "Denied: you already submitted this flag"
+    assert shown[("TCP faust", good)].startswith("Accepted.") and shown[("HTTP", other)].startswith("Accepted.")
+    assert shown[("HTTP", "junk-http")] == "Denied: invalid flag" and ("portal form", third) in shown
+    theirs = requests.get(web.url + "/api/team/submissions", headers={"X-Team-Token": web.token(2)}, timeout=5)
+    assert theirs.json() == []
+
+
+def test_history_stays_bounded_under_a_flood_and_costs_no_redis_call_per_batch(web):
+    """Issue 12: a flood keeps the newest KEEP entries per team, in Redis as in a process's
+    buffer, and the flag path writes the history at most about once a second, not per batch."""
+    store, key = web.store, web.store.keys.submissions(1)
+
+    def lpush_calls() -> int:
+        return int(store.redis.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0))
+
+    def flags() -> list[str]:
+        return [h["flag"] for h in team_history(store, 1)]
+
+    with tcp_server(web.config, store) as ports:
+        client = tcp_session("faust", ports["faust"], web.token(1))
+        before, started = lpush_calls(), time.monotonic()
+        for batch in range(30):  # 30 batches answered one after the other
+            assert len(send_lines(client, [f"G{batch}-{i}" for i in range(100)])) == 100
+        batches_took = time.monotonic() - started
+        wait_until(lambda: "G29-99" in flags(), 5, "the flood in the history")
+        assert lpush_calls() - before <= batches_took + 2, "one history write per flush, not per batch"
+        reply = requests.put(web.url + "/flags", json=[f"H-{i}" for i in range(150)],
+                             headers={"X-Team-Token": web.token(1)}, timeout=5)
+        assert reply.status_code == 200
+        wait_until(lambda: "H-149" in flags(), 5, "the HTTP flood in the history")
+    assert store.redis.llen(key) == KEEP  # newest batch first, each batch in its own order
+    assert flags() == [f"H-{i}" for i in range(150)] + [f"G29-{i}" for i in range(50, 100)]
+    subs = Submissions(store)  # one process's buffer holds the newest KEEP per team, whatever comes
+    for batch in range(10):
+        subs.submit(2, [f"B{batch}-{i}" for i in range(500)], channel="http")
+    assert subs.history.pending() == KEEP
+    subs.history.flush()
+    assert [h["flag"] for h in team_history(store, 2)] == [f"B9-{i}" for i in range(300, 500)]
+
+
+def test_history_is_written_when_the_processes_are_stopped(redis_server, tmp_path):
+    """What was buffered when SIGTERM came is written before the web and submit-server exit."""
+    faust = free_port()
+    game = start_web(redis_server.url, tmp_path, prepare=lambda s: start_at_round(s, 2),
+                     edit=lambda d: d.update(submission={"faust_port": faust, "ructf_port": None,
+                                                         "forcad_port": None}))
+    submit = Process(["submit-server", "-c", str(game.path)], tmp_path, "submit").start(("127.0.0.1", faust))
+    try:
+        send_lines(tcp_session("faust", faust, game.token(1)), ["tcp-junk"])
+        requests.put(game.url + "/flags", json=["http-junk"], headers={"X-Team-Token": game.token(1)}, timeout=5)
+        submit.stop()
+        game.stop()
+        assert submit.proc.returncode == 0 and game.process.proc.returncode == -signal.SIGTERM
+        assert {h["flag"] for h in team_history(game.store, 1)} == {"tcp-junk", "http-junk"}
+    finally:
+        submit.kill()
+        game.stop()
+
+
+# -- languages --------------------------------------------------------------------------------
+_SKIPPED = {"code", "pre", "script", "style"}  # code samples: commands, tokens, flags, JSON
+
+
+class _Visible(HTMLParser):
+    """The text a reader sees: text nodes (outside code samples) and placeholders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipping = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.skipping += tag in _SKIPPED
+        self.parts += [value for name, value in attrs if name in ("placeholder", "title") and value]
+
+    def handle_endtag(self, tag: str) -> None:
+        self.skipping -= tag in _SKIPPED
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+# Latin words a Chinese page may show: protocol, dialect and format names, the language switch.
+ALLOWED = {"TCP", "HTTP", "JSON", "ISO", "IP", "NOP", "ssh", "flag", "faust", "ructf", "forcad", "English"}
+
+
+def english_words(page: str, names: set[str]) -> set[str]:
+    """Latin words in the visible text of `page` that are not allowed identifiers: URLs,
+    words with digits, dots or underscores (names, numbers, keys), team and service names."""
+    parser = _Visible()
+    parser.feed(page)
+    text = re.sub(r"\S*(://|/)\S*", " ", " ".join(parser.parts))  # URLs and paths
+    tokens = re.findall(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*", text)
+    return {w for w in tokens if w.isascii() and w.isalpha() and w not in ALLOWED and w not in names}
+
+
+def test_admin_panel_portal_and_logins_in_chinese_show_no_english(web):
+    """Issue 12: in zh the pages show no English beyond identifiers, whatever the panel
+    shows (a pending request, a schedule, a notice, an error, a finished game's reopen form)."""
+    names = {web.config.game.name} | {t.name for t in web.config.teams} | {s.name for s in web.config.services}
+    for path in ("/team/login?lang=zh", "/admin/login?lang=zh"):
+        assert english_words(requests.get(web.url + path, timeout=5).text, names) == set(), path
+    admin, _ = login(web, "admin", ADMIN_PASSWORD)
+    token = csrf_of(admin, web.url + "/admin/?lang=zh")
+    web.store.set_schedule(time.time() + 3600, None, "test", no_stop=True)
+    web.store.record_check(2, 1, 1, Status.MUMBLE, public="", private="trace")
+    pages = []
+    for action, form in [("state", {"action": "pause"}), ("announce", {"text": ""}),
+                         ("team", {"id": "2", "name": "team2", "disabled": "0"})]:
+        pages.append(admin.post(f"{web.url}/admin/do/{action}", data={**form, "csrf": token}, timeout=5).text)
+    assert "已请求暂停" in pages[0] and "公告需要内容" in pages[1] and "队伍 2 已保存" in pages[2]
+    web.store.set_state(GameState.OVER)
+    pages.append(admin.get(web.url + "/admin/", timeout=5).text)
+    assert 'id="btn-reopen"' in pages[-1] and 'id="pending"' in pages[-1]
+    pages.append(admin.get(web.url + "/admin/checks?team=1&service=1", timeout=5).text)
+    team, _ = login(web, "team", web.token(1))
+    requests.put(web.url + "/flags", json=[flag_of(web.store, 2, 2, 1)], headers={"X-Team-Token": web.token(1)},
+                 timeout=5)
+    flags = f"{flag_of(web.store, 2, 2, 1)}\n{flag_of(web.store, 2, 1, 1)}\njunk\n"
+    pages.append(team.post(web.url + "/team/submit", data={"flags": flags, "csrf": csrf_of(team, web.url + "/team/")},
+                           timeout=5).text)
+    assert 'id="submit-result"' in pages[-1] and "网页表单" in pages[-1]
+    for page in pages:
+        assert english_words(page, names) == set()
+
+
+# Every value a computed key of the templates (t('prefix' + value)) or the admin's messages
+# (Message(f"prefix{value}")) can take; a new computed key must be added here.
+COMPUTED = {
+    "state.": [s.value for s in GameState],
+    "action.": list(REQUESTS),
+    "verdict.": [v.value for v in Verdict],
+    "channel.": list(CHANNELS),
+    "admin.engine.": list(ENGINE_FIGURES),
+    "admin.sessions.": ["revoke", "rotate"],
+    "admin.schedule.": ["start", "stop"],
+    "admin.is.": [s.value for s in GameState],
+}
+VARIABLES = {  # t(expression) of the templates: the keys it can be
+    "box.status": [s.name for s in Status] + ["RECOVERING"],
+    "cell.status": [s.name for s in Status] + ["RECOVERING"],
+    "item.status_name": [s.name for s in Status],
+    "title_key": ["portal", "admin"],
+    "field": ["token", "password"],
+}
+WEB = Path(__file__).resolve().parent.parent / "scoreboard" / "web"
+
+
+def test_every_text_the_pages_and_the_admin_use_exists_in_both_languages():
+    """Issue 12: each key the templates and admin.py use is in the table in zh and en, with
+    the same fields in both."""
+    used: set[str] = set()
+    for template in (WEB / "templates").glob("*.html"):
+        for call in re.findall(r"\bt\(([^()]*)\)", template.read_text()):
+            argument = call.split(",")[0].strip()
+            if literal := re.fullmatch(r"'([^']+)'", argument):
+                used.add(literal.group(1))
+            elif computed := re.fullmatch(r"'([^']+)'\s*[+~].*", argument):
+                used.update(computed.group(1) + value for value in COMPUTED[computed.group(1)])
+            else:
+                used.update(VARIABLES[argument])
+    for source in WEB.glob("*.py"):
+        for key in re.findall(r'\b(?:Message|t)\(\s*(f?"[^"]+")', source.read_text()):
+            if key.startswith("f"):
+                prefix = key[2:].split("{")[0]
+                used.update(prefix + value for value in COMPUTED[prefix])
+            else:
+                used.add(key.strip('"'))
+    assert sorted(used - set(TEXTS)) == []
+    fields = string.Formatter()
+    for key, (zh, en) in TEXTS.items():
+        assert zh and en, key
+        assert {f[1] for f in fields.parse(zh) if f[1]} == {f[1] for f in fields.parse(en) if f[1]}, key

@@ -6,10 +6,13 @@ DESIGN.md section 6. Every greeting is one write; every flag line gets one reply
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .verdicts import Result, Verdict
+
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")  # spaces too: the echo is the reply's first field
 
 _FAUST_CODES = {
     Verdict.ACCEPTED: "OK",
@@ -21,6 +24,11 @@ _FAUST_CODES = {
     Verdict.NOP_SUBMITTER: "ERR",  # not the flag's fault
     Verdict.UNKNOWN_TEAM: "ERR",
 }
+
+
+def printable(raw: bytes, limit: int) -> str:
+    """A submitted line made safe to echo back (and to show): printable ASCII without spaces, cut short."""
+    return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
 
 
 def _faust_reply(flag: str, result: Result) -> str:

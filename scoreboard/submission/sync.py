@@ -9,6 +9,7 @@ import redis
 from ..effective import EffectiveGame, PerVersion
 from ..store import GameStore
 from ..types import TeamID
+from .history import SubmissionHistory
 from .judge import Judge
 from .limits import RateLimiter
 from .verdicts import Result
@@ -18,20 +19,25 @@ log = logging.getLogger("adrange.submit")
 
 class Submissions:
     """Judge (of the effective game: `game`, or one following the store) + rate limit +
-    submit script, over a sync store."""
+    submit script, over a sync store; the verdicts go to the teams' `history` (whose
+    `start` a serving process calls)."""
 
     def __init__(self, store: GameStore, game: EffectiveGame | None = None) -> None:
         self.store = store
         self.judges = PerVersion(game or EffectiveGame(store), Judge)
         self.rate = RateLimiter(store.config.submission.limits.rate_per_team)
+        self.history = SubmissionHistory(store)
 
-    def submit(self, team: TeamID, flags: list[str]) -> list[Result]:
-        """Verdicts for one team's flags, in order; flags past the team's rate are denied."""
+    def submit(self, team: TeamID, flags: list[str], channel: str | None = None) -> list[Result]:
+        """Verdicts for one team's flags, in order; flags past the team's rate are denied.
+        With a `channel` ("http", "portal") they are buffered for the team's history."""
         judge = self.judges.get()
         batch = judge.prepare(team, flags, self.rate.take(team, len(flags)))
         try:
-            answers = self.store.submit(team, batch.candidates, batch.denied())
+            results = judge.finish(batch, self.store.submit(team, batch.candidates, batch.denied()))
         except redis.RedisError:
             log.exception("submit script failed")
-            return judge.failed(batch)
-        return judge.finish(batch, answers)
+            results = judge.failed(batch)
+        if channel is not None:
+            self.history.record(team, channel, flags, results)
+        return results

@@ -17,8 +17,9 @@ scheduling one more retry, up to its backlog times per wake-up: CPython gh-15161
 
 Teams, tokens, networks and services come from the effective game (admin edits included),
 which a background task re-reads every `FOLLOW_SECONDS`, publishing the refusal counts to
-Redis for /metrics on the way: a flag batch costs one Redis call, the submit script. An
-address-identified session finds its team again on every read.
+Redis for /metrics and writing the teams' submission history (`history.py`) on the way: a
+flag batch costs one Redis call, the submit script. An address-identified session finds its
+team again on every read. SIGTERM (and SIGINT) stop the server after a last history write.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import errno
 import functools
 import logging
 import math
-import re
+import signal
 import socket
 import struct
 from collections import Counter
@@ -41,7 +42,8 @@ from ..effective import EffectiveGame, PerVersion
 from ..store import AsyncSubmitter, GameStore, connect_async
 from ..teams import TeamDirectory
 from ..types import TeamID
-from .dialects import DIALECTS, Dialect
+from .dialects import DIALECTS, Dialect, printable
+from .history import SubmissionHistory
 from .judge import Judge
 from .limits import RateLimiter, TokenGuard
 from .verdicts import Result, Verdict
@@ -49,7 +51,6 @@ from .verdicts import Result, Verdict
 log = logging.getLogger("adrange.submit")
 accept_log = logging.getLogger("adrange.submit.accept")  # accept() failures come in storms: throttled
 accept_log.addFilter(ThrottledLog())
-_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")  # spaces too: the echo is the reply's first field
 READ_SIZE = 65536
 WRITE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0
@@ -64,11 +65,6 @@ NETWORK_CACHE = 65536  # source addresses whose network is remembered (per game 
 # socket (nor a 2-minute firewall connection-tracking entry) behind; the line sent before
 # the reset still reaches the client.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
-
-
-def printable(raw: bytes, limit: int) -> str:
-    """A submitted line made safe to echo back: printable ASCII without spaces, cut short."""
-    return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
 
 
 class PortInUse(OSError):
@@ -134,6 +130,7 @@ class SubmissionServer:
         self.teams = PerVersion(self.game, TeamDirectory)
         self.networks = PerVersion(self.game, network_lookup)  # a flood asks once per connection
         self.submitter = submitter
+        self.history = SubmissionHistory(submitter.store)
         self.rate = RateLimiter(self.limits.rate_per_team)
         self.budget = ConnectionBudget(self.limits.connections_per_source, self.limits.connections_per_network,
                                        total_cap(self.limits.connections_total), self._network_of)
@@ -168,7 +165,7 @@ class SubmissionServer:
         return bound
 
     async def close(self) -> None:
-        """Stop listening and end every open session."""
+        """Stop listening, end every open session and write the history they left."""
         loop = asyncio.get_running_loop()
         for sock in self.listeners:
             loop.remove_reader(sock)
@@ -177,6 +174,7 @@ class SubmissionServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self.history.flush)
 
     def _resume(self, sock: socket.socket, dialect: Dialect) -> None:
         if sock.fileno() != -1:  # not closed meanwhile
@@ -209,7 +207,8 @@ class SubmissionServer:
             task.add_done_callback(self.sessions.discard)
 
     async def _follow_game(self) -> None:
-        """Re-read the effective game and publish the refusal counts every FOLLOW_SECONDS, off the event loop."""
+        """Every FOLLOW_SECONDS, off the event loop: re-read the effective game, publish the
+        refusal counts, write the submission history."""
         loop = asyncio.get_running_loop()
         summary_due = loop.time() + REFUSALS_LOG_SECONDS
         while True:
@@ -222,8 +221,9 @@ class SubmissionServer:
             try:
                 await asyncio.to_thread(self.game.refresh)
                 await asyncio.to_thread(self._publish, counts)
+                await asyncio.to_thread(self.history.flush)
             except Exception:  # a bug here must not freeze the game as it is
-                log.exception("reading the effective game or publishing the counts failed")
+                log.exception("reading the effective game, publishing the counts or writing the history failed")
 
     def _log_refusals(self) -> None:
         """One line for the refusals since the last one: how many, and the sources refused most."""
@@ -300,6 +300,8 @@ class SubmissionServer:
         """Judge a batch of flag lines; return all reply lines as one block."""
         limit = self.limits.line_length
         results = await self.judge_flags(team, flags)
+        if team is not None:
+            self.history.record(team, dialect.name, flags, results)
         return "".join(dialect.reply(printable(f, limit), r) for f, r in zip(flags, results, strict=True)).encode()
 
     async def judge_flags(self, team: TeamID | None, flags: list[bytes]) -> list[Result]:
@@ -377,7 +379,7 @@ async def _close(writer: asyncio.StreamWriter) -> None:
 
 
 async def serve(config: GameConfig, ready: asyncio.Event | None = None, join: bool = False) -> None:
-    """Run the TCP submission server until cancelled (`join`: share ports a running one holds)."""
+    """Run the TCP submission server until cancelled or SIGTERM (`join`: share ports a running one holds)."""
     logging.getLogger("asyncio").addFilter(ThrottledLog())  # a callback failing alike on every wake-up
     store = GameStore(config)
     store.init()
@@ -390,7 +392,11 @@ async def serve(config: GameConfig, ready: asyncio.Event | None = None, join: bo
     log.info("submission listening: %s", ", ".join(f"{d} {p}" for d, p in bound.items()))
     if ready:
         ready.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         await server.close()

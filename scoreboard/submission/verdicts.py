@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 
@@ -25,6 +26,7 @@ class Verdict(enum.Enum):
     ERROR = "error"
 
 
+ACCEPTED_TEXT = "Accepted. {points:g} flag points"
 TEXTS = {
     Verdict.INVALID: "Denied: invalid flag",
     Verdict.OWN: "Denied: flag is your own",
@@ -68,5 +70,11 @@ class Result:
     def text(self) -> str:
         """The verdict message without the flag."""
         if self.verdict is Verdict.ACCEPTED:
-            return f"Accepted. {self.points:g} flag points"
+            return _accepted_text(self.points)
         return TEXTS[self.verdict]
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepted_text(points: float) -> str:
+    """ACCEPTED_TEXT for these points (remembered: it is said for every accepted flag)."""
+    return ACCEPTED_TEXT.format(points=points)

@@ -3,7 +3,8 @@ checker logs, re-running a check, reset.
 
 Pages under ``/admin`` use the admin session (forms carry the CSRF token); the same
 actions are JSON under ``/admin/api`` for scripts, with HTTP Basic auth or the session.
-Every action is logged to the admin stream.
+Every action is logged to the admin stream. Actions answer with an i18n `Message`: the
+panel shows it in the admin's language, the JSON API in English.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from flask import Blueprint, jsonify, redirect, render_template, request, sessio
 from ..check_requests import request_rerun
 from ..config import Team, derive_token
 from ..effective import apply_overrides, disabled_teams
-from ..store import StateError
-from ..types import Status
+from ..store import REQUESTS, StateError
+from ..types import GameState, Status
 from .auth import (
     admin_password_ok,
     admin_required,
@@ -31,15 +32,22 @@ from .auth import (
     rotate_session_key,
 )
 from .context import board_data, effective_game, game_config, game_store, json_body
+from .i18n import Message, say, t
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 CHECK_ROUNDS = 10
+# The round engine's figures per round, as the panel lists them (see `engine_rounds`).
+ENGINE_FIGURES = ("planned", "released", "started", "late", "cut", "unstarted", "unfinished", "max_delay")
 MAX_TEAM_ID = 4095  # flags carry 12 bits of team id
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class ActionError(Exception):
     """An admin action that cannot be done; the message says why (409)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class BadInput(ActionError):
@@ -53,23 +61,35 @@ def _number(values: Any, key: str) -> int:
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise BadInput(f"{key} must be a whole number, not {value!r}")
+    raise BadInput(Message("admin.must_be_number", key=key, value=repr(value)))
 
 
 # -- actions (shared by forms and the JSON API) -----------------------------------------
-def change_state(action: str) -> str:
+def change_state(action: str) -> Message:
     """Ask the ticker (the clock's only owner) to start, pause, resume or stop the game; it
     applies the request at its next step (well within a second while it runs)."""
     store = game_store()
     if action == "reopen":
-        raise ActionError("reopen is its own action (it takes the new stop time)")
+        raise ActionError(Message("admin.reopen_apart"))
+    if action not in REQUESTS:
+        raise ActionError(Message("admin.unknown_action", action=repr(action), known=", ".join(REQUESTS)))
     try:
         store.request_state(action, "admin")
     except StateError as exc:
-        raise ActionError(str(exc)) from None
+        raise ActionError(_refused(action, exc)) from None
+    word = Message(f"action.{action}")
     if store.ticker_lease_holder() is None:
-        return f"{action} requested; no ticker is running: it takes effect when one starts"
-    return f"{action} requested: the ticker applies it within a second"
+        return Message("admin.requested_no_ticker", action=word)
+    return Message("admin.requested", action=word)
+
+
+def _refused(action: str, exc: StateError) -> Message:
+    """Why the game's state does not allow a clock request, in the admin's words."""
+    if exc.state is None:
+        return Message("admin.refused", reason=str(exc))
+    hint = Message("admin.reopen_first") if exc.state is GameState.OVER and action != "reopen" else ""
+    return Message("admin.cannot", action=Message(f"action.{action}"), state=Message(f"admin.is.{exc.state.value}"),
+                   hint=hint)
 
 
 # Scheduled times must lie in these years (anything else is a typo or hostile input).
@@ -77,49 +97,54 @@ SCHEDULE_YEARS = (2000, 2100)
 
 
 def _epoch(name: str, value: Any) -> float | None:
+    """The epoch seconds of schedule field `name` ("start" or "stop"); None when empty."""
     if value in (None, ""):
         return None
+    field, shown = Message(f"admin.schedule.{name}"), repr(value)
     if isinstance(value, bool):
-        raise BadInput(f"{name}: not a time: {value!r}")
+        raise BadInput(Message("admin.not_a_time", name=field, value=shown))
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise ActionError(f"{name}: not a time: {value!r} (use ISO 8601, e.g. 2025-01-01T10:00)") from None
+            raise ActionError(Message("admin.not_a_time_text", name=field, value=shown)) from None
         seconds = parsed.timestamp()
     else:
-        raise BadInput(f"{name}: not a time: {value!r} (use ISO 8601 text or epoch seconds)")
+        raise BadInput(Message("admin.not_a_time_kind", name=field, value=shown))
     low, high = (dt.datetime(year, 1, 1, tzinfo=dt.UTC).timestamp() for year in SCHEDULE_YEARS)
     if not math.isfinite(seconds) or not low <= seconds < high:
-        raise ActionError(f"{name}: {value!r} is not a time between {SCHEDULE_YEARS[0]} and {SCHEDULE_YEARS[1]}")
+        raise ActionError(Message("admin.time_range", name=field, value=shown, low=SCHEDULE_YEARS[0],
+                                  high=SCHEDULE_YEARS[1]))
     return seconds
 
 
-def set_schedule(start: Any, stop: Any, confirm: Any = False) -> str:
+def set_schedule(start: Any, stop: Any, confirm: Any = False) -> Message:
     """Start and/or stop the game automatically at these times (ISO text or epoch seconds);
     the ticker applies them. A stop in the past ends the game at once: only with `confirm`."""
     begin, end = _epoch("start", start), _epoch("stop", stop)
     if begin is not None and end is not None and end <= begin:
-        raise ActionError("stop must be after start")
+        raise ActionError(Message("admin.stop_before_start"))
     if end is not None and end <= time.time() and not _flag(confirm, "confirm"):
-        raise ActionError("stop is in the past: saving it ends the game at once; confirm to do that "
-                          "(or use stop)")
+        raise ActionError(Message("admin.stop_in_past"))
     game_store().set_schedule(begin, end, "admin")
-    return "schedule saved: the ticker starts and stops the game at these times"
+    return Message("admin.schedule_saved")
 
 
-def reopen_game(stop: Any) -> str:
-    """Reopen a finished game, paused (resume it to play on); the new `stop` time, or none:
-    no automatic end (the game file's end is overridden either way)."""
+def reopen_game(stop: Any) -> Message:
+    """Reopen a finished game, paused (resume it to play on); the new `stop` time (in the
+    future), or none: no automatic end (the game file's end is overridden either way)."""
     end = _epoch("stop", stop)
+    if end is not None and end <= time.time():
+        raise ActionError(Message("admin.stop_not_future"))
     try:
         game_store().reopen(end, "admin")
     except StateError as exc:
-        raise ActionError(str(exc)) from None
-    until = f"until {dt.datetime.fromtimestamp(end).isoformat(timespec='seconds')}" if end else "with no scheduled end"
-    return f"reopen requested ({until}): the game is paused until you resume it"
+        raise ActionError(_refused("reopen", exc)) from None
+    if end is None:
+        return Message("admin.reopened_open")
+    return Message("admin.reopened_until", stop=dt.datetime.fromtimestamp(end).isoformat(timespec="seconds"))
 
 
 def _flag(value: Any, key: str) -> bool:
@@ -130,10 +155,10 @@ def _flag(value: Any, key: str) -> bool:
         return False
     if value in ("1", "on", "true"):
         return True
-    raise BadInput(f"{key} must be true or false, not {value!r}")
+    raise BadInput(Message("admin.must_be_yes_no", key=key, value=repr(value)))
 
 
-def save_team(values: dict[str, Any]) -> str:
+def save_team(values: dict[str, Any]) -> Message:
     """Edit a team (id given: name, address, disabled) or add one (no id: name, optional
     address and token). Every process plays the change within about a second: the judge,
     the submission servers, the checkers (a new address) and the board. Token and SSH
@@ -144,39 +169,40 @@ def save_team(values: dict[str, Any]) -> str:
     if values.get("id"):
         team_id = _team_id(values["id"])
         if team_id not in {t.id for t in teams}:
-            raise ActionError(f"no team with id {team_id}")
+            raise ActionError(Message("admin.no_team", id=team_id))
         if token is not None:
-            raise ActionError("a team's token cannot be changed; only a new team may be given one")
+            raise ActionError(Message("admin.token_fixed"))
     else:
         if name is None:
-            raise ActionError("a new team needs a name")
+            raise ActionError(Message("admin.team_needs_name"))
         team_id = max(t.id for t in teams) + 1
         if team_id > MAX_TEAM_ID:
-            raise ActionError(f"no team id left (at most {MAX_TEAM_ID})")
+            raise ActionError(Message("admin.no_team_id_left", max=MAX_TEAM_ID))
         changes["new"] = True
     others = [t for t in teams if t.id != team_id]
     if name is not None:
         if not 1 <= len(name) <= 64:
-            raise ActionError("a team name needs 1 to 64 characters")
+            raise ActionError(Message("admin.team_name_length"))
         if name in {t.name for t in others}:
-            raise ActionError(f"team name {name!r} is taken")
+            raise ActionError(Message("admin.team_name_taken", name=repr(name)))
         changes["name"] = name
     if address is not None:
         if not _is_host(address):
-            raise ActionError(f"address {address!r} is neither a host name nor an IP address")
+            raise ActionError(Message("admin.bad_address", address=repr(address)))
         changes["address"] = address
     if token is not None:
         if len(token) < 8:
-            raise ActionError("a team token needs at least 8 characters")
+            raise ActionError(Message("admin.token_short"))
         if token in {t.token for t in others}:
-            raise ActionError("that token belongs to another team")
+            raise ActionError(Message("admin.token_taken"))
         changes["token"] = token
     if "disabled" in values:
         changes["disabled"] = values["disabled"] in (True, "1", "on", "true")
     game_store().set_override("team", team_id, changes, "admin")
     if changes.get("new"):
-        return f"team {team_id} added, token {token or derive_token(game_config().game.secret, team_id)}"
-    return f"team {team_id} saved"
+        return Message("admin.team_added", id=team_id,
+                       token=token or derive_token(game_config().game.secret, team_id))
+    return Message("admin.team_saved", id=team_id)
 
 
 def _text_field(values: dict[str, Any], key: str) -> str | None:
@@ -185,7 +211,7 @@ def _text_field(values: dict[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise BadInput(f"{key} must be text, not {value!r}")
+        raise BadInput(Message("admin.must_be_text", key=key, value=repr(value)))
     return value.strip()
 
 
@@ -193,7 +219,7 @@ def _team_id(value: Any) -> int:
     try:
         return _number({"id": value}, "id")
     except BadInput:
-        raise BadInput(f"a team id is a number, not {value!r}") from None
+        raise BadInput(Message("admin.team_id", value=repr(value))) from None
 
 
 def _is_host(text: str) -> bool:
@@ -207,28 +233,28 @@ def _is_host(text: str) -> bool:
                 and not labels[-1].isdigit())
 
 
-def save_service(values: dict[str, Any]) -> str:
+def save_service(values: dict[str, Any]) -> Message:
     """Rename or disable/enable a service."""
     service_id = _number(values, "id")
     if service_id not in {s.id for s in game_config().services}:
-        raise ActionError(f"no service with id {service_id}")
+        raise ActionError(Message("admin.no_service", id=service_id))
     changes: dict[str, Any] = {"disabled": values.get("disabled") in (True, "1", "on", "true")}
     name = _text_field(values, "name")
     if name:
         if len(name) > 64:
-            raise BadInput("name: use 1 to 64 characters")
+            raise BadInput(Message("admin.service_name_length"))
         changes["name"] = name
     game_store().set_override("service", service_id, changes, "admin")
-    return f"service {service_id} saved"
+    return Message("admin.service_saved", id=service_id)
 
 
-def announce(text: str) -> str:
+def announce(text: str) -> Message:
     """Publish an announcement on the board."""
     text = (text or "").strip()
     if not text:
-        raise ActionError("an announcement needs text")
+        raise ActionError(Message("admin.announcement_empty"))
     game_store().add_announcement(text[:2000], "admin")
-    return "announcement published"
+    return Message("admin.announced")
 
 
 def check_log(team: int, service: int) -> list[dict[str, Any]]:
@@ -243,27 +269,27 @@ def check_log(team: int, service: int) -> list[dict[str, Any]]:
     return out
 
 
-def rerun_check(team: int, service: int) -> str:
+def rerun_check(team: int, service: int) -> Message:
     """Ask the checker workers to run the box's check chain again now."""
     config = game_config()
     effective = effective_game().current()
     if team not in {t.id for t in effective.playing_teams}:
-        raise ActionError(f"no playing team with id {team}")
+        raise ActionError(Message("admin.no_playing_team", id=team))
     if service not in {s.id for s in effective.services if s.enabled}:
-        raise ActionError(f"no enabled service with id {service}")
+        raise ActionError(Message("admin.no_enabled_service", id=service))
     round_ = game_store().state()["round"]
     if not round_:
-        raise ActionError("no round is open yet")
+        raise ActionError(Message("admin.no_round"))
     request_rerun(config, round_, team, service)
     game_store().log_admin("rerun", "admin", team=team, service=service, round=round_)
-    return f"check of team {team} service {service} queued"
+    return Message("admin.rerun_queued", team=team, service=service)
 
 
-def reset_game(confirm: str) -> str:
+def reset_game(confirm: str) -> Message:
     """Delete the game's state; confirm must be the game's name."""
     config = game_config()
     if confirm != config.game.name:
-        raise ActionError(f"type the game name {config.game.name!r} to confirm the reset")
+        raise ActionError(Message("admin.reset_confirm", name=repr(config.game.name)))
     store = game_store()
     admin_hash = store.web_value("admin_hash")
     store.reset()
@@ -271,22 +297,20 @@ def reset_game(confirm: str) -> str:
     if admin_hash:
         store.set_web_value_once("admin_hash", admin_hash)
     store.log_admin("reset", "admin")
-    return "game reset"
+    return Message("admin.reset_done")
 
 
-def end_sessions(what: str) -> str:
+def end_sessions(what: str) -> Message:
     """Log everyone out ("revoke"), or that and a new cookie signing key ("rotate")."""
     if what == "revoke":
         count = revoke_all_sessions()
         game_store().log_admin("sessions", "admin", what=what, count=count)
-        return f"{count} sessions revoked on every web node: everyone logs in again"
+        return Message("admin.revoked", count=count)
     if what == "rotate":
         generated = rotate_session_key()
         game_store().log_admin("sessions", "admin", what=what, generated=generated)
-        if not generated:
-            return "sessions revoked; the key is set by web.session_key in the game file: change it there and restart"
-        return "sessions revoked and a new cookie key in use on every node within a second"
-    raise ActionError(f"unknown sessions action {what!r}: use revoke or rotate")
+        return Message("admin.rotated" if generated else "admin.key_in_file")
+    raise ActionError(Message("admin.unknown_sessions", what=repr(what)))
 
 
 def _all_teams() -> list[Team]:
@@ -331,13 +355,13 @@ def panel():
     """State, schedule, teams, services, announcements, checker logs, reset."""
     ensure_admin_password(game_config(), game_store())
     data = board_data()
-    schedule = {name: dt.datetime.fromtimestamp(value).isoformat(timespec="seconds") if value else "none"
+    schedule = {name: dt.datetime.fromtimestamp(value).isoformat(timespec="seconds") if value else t("none")
                 for name, value in game_store().schedule().items()}
     return render_template(
         "admin.html", game=game_config().game.name, board=data.snapshot(public=False), teams=_all_teams(),
         disabled=disabled_teams(game_store().overrides()), services=game_config().services,
         effective_services={s.id: s for s in data.config().services}, schedule=schedule,
-        engine=engine_rounds(), pending=game_store().pending_state_requests(),
+        engine=engine_rounds(), figures=ENGINE_FIGURES, pending=game_store().pending_state_requests(),
         notice=session.pop("notice", None), error=session.pop("error", None))
 
 
@@ -376,14 +400,14 @@ _FORM_ACTIONS = {
 @admin.post("/do/<name>")
 @admin_required
 def do(name: str):
-    """Run a form action and go back to the panel with its outcome."""
+    """Run a form action and go back to the panel with its outcome, in the admin's language."""
     action = _FORM_ACTIONS.get(name)
     if action is None:
         return jsonify({"status": False, "msg": f"unknown action {name}"}), 404
     try:
-        session["notice"] = action(request.form)
+        session["notice"] = say(action(request.form))
     except (ActionError, ValueError) as exc:
-        session["error"] = str(exc)
+        session["error"] = say(exc.message if isinstance(exc, ActionError) else str(exc))
     return redirect(url_for("admin.panel"))
 
 
@@ -430,7 +454,7 @@ def api_action(name: str):
     if not isinstance(body, dict):
         return jsonify({"status": False, "msg": "body must be a JSON object"}), 400
     try:
-        return jsonify({"status": True, "msg": action(body)})
+        return jsonify({"status": True, "msg": str(action(body))})
     except BadInput as exc:
         return jsonify({"status": False, "msg": str(exc)}), 400
     except (ActionError, ValueError) as exc:

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify
 
 from ..ranking import ctftime_feed
 from ..scoring.base import flag_counts
+from ..submission.history import team_history
 from ..types import TeamID
 from .auth import team_required
 from .board_data import attack_of
@@ -133,5 +134,5 @@ def team_status(team: TeamID):
 @api.get("/api/team/submissions")
 @team_required
 def team_submissions(team: TeamID):
-    """The team's portal submissions with verdicts, newest first."""
-    return jsonify(game_store().portal_submissions(team))
+    """The team's recent submissions over every channel with verdicts, newest first."""
+    return jsonify(team_history(game_store(), team))

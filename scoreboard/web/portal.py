@@ -1,18 +1,19 @@
 """Team portal: log in with the team token, see own services, submit flags, see history.
 
 Flags sent through the portal form are judged exactly like ``PUT /flags`` (same judge
-and rate limiter) and kept with their verdicts; accepted captures made over TCP or HTTP
-show from the capture stream.
+and rate limiter). The history lists the team's newest submissions over every channel
+(TCP dialects, HTTP, this form) with their verdicts (`submission.history`); accepted
+captures show from the capture stream.
 """
 
 from __future__ import annotations
-
-import time
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from ..access import team_access
 from ..flags import FlagCodec
+from ..submission.dialects import printable
+from ..submission.history import FLAG_CHARS, KEEP, team_history
 from ..types import TeamID
 from .api import team_view
 from .auth import current_team, fresh_session, team_by_token, team_required
@@ -77,8 +78,8 @@ def home(team: TeamID):
     names = {t.id: t.name for t in config.teams}
     services = {s.id: s.name for s in config.services}
     return render_template("portal.html", team=config.team(team), view=view, names=names, services=services,
-                           history=game_store().portal_submissions(team)[:100], access=target_access(team),
-                           how=submit_instructions(team),
+                           history=team_history(game_store(), team), keep=KEEP,
+                           access=target_access(team), how=submit_instructions(team),
                            game=config.game.name, result=session.pop("result", None))
 
 
@@ -89,11 +90,10 @@ def submit(team: TeamID):
     flags = [line.strip() for line in request.form.get("flags", "").splitlines() if line.strip()]
     limit = board_data().config().submission.limits.batch_size
     flags = flags[:limit]
-    judge, _ = submissions()
-    results = judge.submit(team, flags)
-    now = time.time()
-    items = [{"flag": flag[:256], "accepted": r.accepted, "msg": r.text, "t": now}
-             for flag, r in zip(flags, results, strict=True)]
-    game_store().record_portal_submissions(team, list(reversed(items)))
-    session["result"] = items[:50]
+    subs, _ = submissions()
+    results = subs.submit(team, flags, channel="portal")
+    subs.history.flush()  # the form's verdicts are in the history at once (a person's pace, not a farm's)
+    game_store().add_stats({"portal_submitted": len(flags)})
+    session["result"] = [{"flag": printable(flag.encode(), FLAG_CHARS), "verdict": r.verdict.value, "points": r.points}
+                         for flag, r in zip(flags[:50], results, strict=False)]  # the cookie carries it: lean
     return redirect(url_for("portal.home"))

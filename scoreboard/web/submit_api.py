@@ -44,7 +44,7 @@ def put_flags():
     limit = game_config().submission.limits.batch_size
     if len(flags) > limit:
         return _error(400, f"too many flags in one request: {len(flags)} > {limit}")
-    results = judge.submit(team, flags)
+    results = judge.submit(team, flags, channel="http")
     if flags and all(r.verdict is Verdict.RATE_LIMITED for r in results):
         return _error(429, "rate limit exceeded, slow down")
     line_limit = game_config().submission.limits.line_length
