@@ -16,7 +16,7 @@ PROXY, PLAYER = "127.0.9.9", "127.0.8.8"
 
 @pytest.fixture(scope="module")
 def client(redis_server):
-    """One app per test process (its blueprints are module-level), behind PROXY."""
+    """An app behind PROXY."""
     web = {"trusted_proxies": [PROXY]}
     data = {**game_data(redis_server.url), "web": web,
             "submission": {"limits": {"token_failures": 3, "token_lockout": 600}}}

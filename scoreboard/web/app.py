@@ -3,8 +3,9 @@
 Blueprints: board (public page), api (JSON + metrics), portal (teams), admin, and the
 HTTP flag submission. Socket.IO runs on gevent with the game's Redis as message queue,
 so several web nodes can serve one game (see live.py for who emits). Sessions are signed
-cookies backed by revocable records in Redis (sessions.py); Engine.IO polling payloads
-are checked before Engine.IO sees them (guard.py).
+cookies backed by revocable records in Redis (sessions.py), with Flask-WTF CSRF tokens for
+cookie-authenticated requests (csrf.py); Engine.IO polling payloads are checked before
+Engine.IO sees them (guard.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from ..submission.sync import Submissions
 from ..teams import TeamDirectory
 from .admin import admin
 from .api import api
-from .auth import check_csrf, csrf_token, ensure_admin_password, refuse_locked_source
+from .auth import ensure_admin_password, refuse_locked_source
 from .board import board
 from .board_data import BoardData
+from .csrf import init_csrf
 from .guard import PollingPostCheck
 from .i18n import language, t
 from .live import Live, register_spectators
@@ -53,10 +55,10 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
     app.before_request(refuse_locked_source)
     app.register_blueprint(board)
     app.register_blueprint(api)
-    for blueprint in (portal, admin):
-        blueprint.before_request(check_csrf)
-        app.register_blueprint(blueprint)
-    app.jinja_env.globals.update(csrf_token=csrf_token, t=t, language=language)
+    app.register_blueprint(portal)
+    app.register_blueprint(admin)
+    init_csrf(app, store)
+    app.jinja_env.globals.update(t=t, language=language)
 
     socketio = SocketIO(app, async_mode="gevent", message_queue=config.redis_url,
                         channel=store.keys.socketio_channel,

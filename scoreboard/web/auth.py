@@ -1,4 +1,4 @@
-"""Who is asking: team sessions and tokens, the admin password, CSRF tokens for forms.
+"""Who is asking: team sessions and tokens, the admin password.
 
 - Teams log in to the portal with their token (a session: a signed cookie backed by a
   revocable record in Redis, see sessions.py) or send it as ``X-Team-Token`` to the team APIs.
@@ -6,8 +6,7 @@
   the game file has none, one password is generated once per game, stored hashed in
   Redis and printed once to the log of the node that generated it. Admins log in with
   it (session) or send it by HTTP Basic auth (user ``admin``) to ``/admin/api``.
-- Every cookie-authenticated POST carries the session's CSRF token (form field ``csrf``
-  or header ``X-CSRF-Token``); header-authenticated calls need none.
+- Every cookie-authenticated POST carries the session's CSRF token (csrf.py).
 - Logging out revokes the session on every web node; `revoke_all_sessions` logs everyone
   out, `rotate_session_key` also replaces the cookie signing key.
 - Guessing is locked out: every wrong token or password, at any door (portal and admin
@@ -18,13 +17,12 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, current_app, jsonify, redirect, request, session, url_for
+from flask import current_app, jsonify, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..config import GameConfig
@@ -141,28 +139,6 @@ def current_team() -> TeamID | None:
         return None
     known = {t.id for t in board_data().config().teams}
     return team if team in known else None
-
-
-def csrf_token() -> str:
-    """This session's CSRF token (made on first use), for forms and the board script."""
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
-def check_csrf() -> None:
-    """Refuse a cookie-authenticated POST without the session's CSRF token (400)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    if request.authorization or "X-Team-Token" in request.headers:
-        return  # not authenticated by cookie
-    logging_in = (request.endpoint or "").endswith(".login")
-    if not logging_in and not (session.get("admin") or session.get("team")):
-        return  # no session: the view refuses it as unauthenticated
-    sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
-    expected = session.get("csrf") or ""
-    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, "missing or wrong CSRF token: reload the page and try again")
 
 
 def _refuse(json_api: bool, login_endpoint: str, status: int, message: str) -> Any:
