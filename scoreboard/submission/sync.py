@@ -11,7 +11,7 @@ from ..store import GameStore
 from ..types import TeamID
 from .history import SubmissionHistory
 from .judge import Judge
-from .limits import RateLimiter
+from .limits import SharedRate
 from .verdicts import Result
 
 log = logging.getLogger("adrange.submit")
@@ -25,7 +25,7 @@ class Submissions:
     def __init__(self, store: GameStore, game: EffectiveGame | None = None) -> None:
         self.store = store
         self.judges = PerVersion(game or EffectiveGame(store), Judge)
-        self.rate = RateLimiter(store.config.submission.limits.rate_per_team)
+        self.rate = SharedRate(store, store.config.submission.limits.rate_per_team)
         self.history = SubmissionHistory(store)
 
     def submit(self, team: TeamID, flags: list[str], channel: str | None = None) -> list[Result]:

@@ -45,7 +45,7 @@ from ..types import TeamID
 from .dialects import DIALECTS, Dialect, printable
 from .history import SubmissionHistory
 from .judge import Judge
-from .limits import RateLimiter, TokenGuard
+from .limits import SharedRate, TokenGuard
 from .verdicts import Result, Verdict
 
 log = logging.getLogger("adrange.submit")
@@ -131,11 +131,11 @@ class SubmissionServer:
         self.networks = PerVersion(self.game, network_lookup)  # a flood asks once per connection
         self.submitter = submitter
         self.history = SubmissionHistory(submitter.store)
-        self.rate = RateLimiter(self.limits.rate_per_team)
+        self.rate = SharedRate(submitter.store, self.limits.rate_per_team)
         self.budget = ConnectionBudget(self.limits.connections_per_source, self.limits.connections_per_network,
                                        total_cap(self.limits.connections_total), self._network_of)
         self.accept_errors = 0
-        self.token_guard = TokenGuard(self.limits.token_failures, self.limits.token_lockout)
+        self.token_guard = TokenGuard(submitter.store, self.limits.token_failures, self.limits.token_lockout)
         self.listeners: list[socket.socket] = []
         self.sessions: set[asyncio.Task[None]] = set()
         self._follower: asyncio.Task[None] | None = None
@@ -262,12 +262,13 @@ class SubmissionServer:
             line = await lines.first_line()
             if line is None:
                 return
-            if self.token_guard.locked(source):
+            teams = self.teams.get()
+            team = teams.by_token(line.strip().decode("utf-8", "replace"))
+            if not await asyncio.to_thread(self.token_guard.admits, source, team, teams.by_address(source)):
                 writer.write(TOKEN_LOCKED)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 return
-            team = self.teams.get().by_token(line.strip().decode("utf-8", "replace"))
-            self.token_guard.record(source, team is not None, f"team token on {dialect.name}")
+            await asyncio.to_thread(self.token_guard.record, source, team is not None, f"team token on {dialect.name}")
             if team is None:
                 writer.write(dialect.token_bad)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
@@ -311,7 +312,11 @@ class SubmissionServer:
         limit = self.limits.line_length
         flags = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
         judge = self.judges.get()
-        batch = judge.prepare(team, flags, self.rate.take(team, len(flags)))
+        granted = self.rate.take_leased(team, len(flags))
+        if granted is None:  # a few times a second per busy team
+            await asyncio.to_thread(self.rate.refill, team, len(flags))
+            granted = self.rate.take_leased(team, len(flags)) or 0
+        batch = judge.prepare(team, flags, granted)
         try:
             answers = await self.submitter.submit(team, batch.candidates, batch.denied())
         except Exception:

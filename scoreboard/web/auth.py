@@ -11,7 +11,8 @@
   out, `rotate_session_key` also replaces the cookie signing key.
 - Guessing is locked out: every wrong token or password, at any door (portal and admin
   login, ``X-Team-Token``, HTTP Basic, ``PUT /flags``), counts against the source address
-  in one `TokenGuard`; a locked source gets 429 for any credentialed request.
+  in the game's `TokenGuard` (in Redis, shared with the submit servers); a locked source
+  gets 429 for any credentialed request but its home team's right token.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ log = logging.getLogger("adrange.web")
 
 
 def token_guard() -> TokenGuard:
-    """This web node's guard against guessed tokens and passwords."""
+    """The game's guard against guessed tokens and passwords (shared by every process)."""
     ext = current_app.extensions
     if "adrange.token_guard" not in ext:
         limits = game_config().submission.limits
-        ext["adrange.token_guard"] = TokenGuard(limits.token_failures, limits.token_lockout)
+        ext["adrange.token_guard"] = TokenGuard(game_store(), limits.token_failures, limits.token_lockout)
     return ext["adrange.token_guard"]
 
 
@@ -50,13 +51,18 @@ def record_credential(ok: bool, what: str) -> None:
 
 
 def refuse_locked_source() -> Any:
-    """before_request: a locked-out source presenting any credential gets 429."""
-    credentialed = ("X-Team-Token" in request.headers or request.authorization is not None
-                    or (request.method == "POST" and (request.endpoint or "").endswith(".login")))
-    if credentialed and token_guard().locked(request.remote_addr or "?"):
-        return jsonify({"status": False, "msg": "too many wrong credentials from your address, "
-                                                "try again later"}), 429
-    return None
+    """before_request: a locked-out source presenting any credential gets 429, unless it
+    is its home team's right token (a neighbour's guessing never locks a team out)."""
+    logging_in = request.method == "POST" and (request.endpoint or "").endswith(".login")
+    if not ("X-Team-Token" in request.headers or request.authorization is not None or logging_in):
+        return None
+    source = request.remote_addr or "?"
+    token = request.headers.get("X-Team-Token") or (request.form.get("token", "").strip() if logging_in else "")
+    directory = submissions()[1]
+    if token_guard().admits(source, directory.by_token(token), directory.by_address(source)):
+        return None
+    return jsonify({"status": False, "msg": "too many wrong credentials from your address, "
+                                            "try again later"}), 429
 
 
 def _sessions() -> RevocableSessions:
