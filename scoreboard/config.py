@@ -2,6 +2,11 @@
 
 `load_config(path)` returns a `GameConfig` or raises `ConfigError`, whose message names
 the file, the key path (``teams[2].name``) and what is wrong. Nothing starts on a bad file.
+
+A service entry that names ``challenge: <folder>`` takes its defaults from
+``<folder>/challenge.yml`` (`CHALLENGE_KEYS`); the game file's own keys override them key by
+key, ``checker`` sub-key by sub-key. A value that came from a challenge.yml is named with it
+in every message: ``services[1].ports (from challenges/notes/challenge.yml): ...``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -20,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -129,13 +135,15 @@ class Team(_Model):
 
 class CheckerSpec(_Model):
     protocol: Literal["native", "cli", "eno"] = "native"
-    path: str | None = Field(None, description="checker file (native, cli), relative to the game file")
+    path: str | None = Field(None, description="checker file (native, cli), relative to the game file "
+                             "(given by a challenge.yml: relative to the challenge folder)")
     class_name: str | None = Field(None, alias="class")
     url: str | None = Field(None, description="ENO checker service URL")
     timeout: float | None = Field(None, gt=0, description="seconds per action; default 10, or half a "
                                   "short round; must fit the round (game.round_seconds - 0.5)")
     requirements: str | None = Field(None, description="pip requirements file of the checker's environment, "
-                                     "relative to the game file; default requirements.txt next to the checker")
+                                     "relative to the game file (given by a challenge.yml: to the challenge "
+                                     "folder); default requirements.txt next to the checker")
     apt: list[str] = Field(default_factory=list, description="Debian packages the checker needs; "
                            "`adrange checkers build` installs the missing ones")
 
@@ -164,7 +172,9 @@ class Service(_Model):
     checker: CheckerSpec
     vulns: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=15)
     ports: list[int] = Field(default_factory=list)
-    challenge: str | None = Field(None, description="challenge folder for hosted targets")
+    challenge: str | None = Field(None, description="challenge folder, relative to the game file: its "
+                                  "challenge.yml gives the defaults of CHALLENGE_KEYS; hosted targets are "
+                                  "built from its service/")
     flag_mode: Literal["service", "file"] = "service"
     flag_file: str = "/flag"
     enabled: bool = True
@@ -203,7 +213,7 @@ class Limits(_Model):
     line_length: int = Field(256, ge=40)
     request_bytes: int = Field(2_000_000, ge=1024)
     batch_size: int = Field(5000, ge=1)
-    rate_per_team: float = Field(20000, gt=0, description="flags per second per team")
+    rate_per_team: int = Field(20000, ge=1, description="flags per second per team, all processes together")
     connections_per_source: int = Field(64, ge=1, description="open connections per source address")
     connections_per_network: int = Field(256, ge=1, description="open connections per team network "
                                          "(or per /24 outside every team network)")
@@ -306,6 +316,8 @@ class GameConfig(_Model):
     deploy: Deploy = Deploy()
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://\S+$")
     base_dir: Path = Field(Path("."), exclude=True)
+    # per services[] index: (the challenge.yml as the game file names it, keys it gave: "ports", "checker.path")
+    _origins: dict[int, tuple[str, set[str]]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> GameConfig:
@@ -398,6 +410,15 @@ def _unique(items: list[Any], attr: str, where: str) -> None:
         seen[value] = index
 
 
+# The keys of a challenge.yml that are defaults of a service entry naming its folder. Every
+# other key (description, vuln_docs, author, ...) is documentation and not read.
+CHALLENGE_KEYS = ("name", "ports", "vulns", "flag_mode", "flag_file", "checker", "writable")
+# checker sub-keys that are paths: in a challenge.yml relative to the challenge folder
+_CHALLENGE_PATHS = ("path", "requirements")
+
+Origins = dict[int, tuple[str, set[str]]]
+
+
 def _format_location(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -408,19 +429,136 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+_SERVICE_KEY = re.compile(r"services\[(\d+)\]\.(\w+)(?:\.(\w+))?")
+
+
+def _origin_note(where: str, origins: Origins, missing: bool = False) -> str:
+    """`where` (a key path like ``services[1].checker.path``) with the challenge.yml that gave
+    its value, if one did."""
+    match = _SERVICE_KEY.match(where)
+    if not match or int(match[1]) not in origins:
+        return where
+    label, keys = origins[int(match[1])]
+    key, sub = match[2], match[3]
+    if missing:
+        return f"{where} (not in {label} either)"
+    if key == "checker" and "checker" not in keys:
+        if sub is None:
+            return f"{where} (with keys from {label})" if any(k.startswith("checker.") for k in keys) else where
+        key = f"checker.{sub}"
+    return f"{where} (from {label})" if key in keys else where
+
+
+def _note_message(message: str, origins: Origins) -> str:
+    """A ``services[i].key: problem`` message with the challenge.yml that gave the key."""
+    where, sep, rest = message.partition(": ")
+    return _origin_note(where, origins) + sep + rest if sep and _SERVICE_KEY.fullmatch(where) else message
+
+
+def _read_challenge(folder: Path, label: str) -> dict[str, Any]:
+    """A challenge.yml's mapping; ValueError saying what is wrong with it."""
+    try:
+        meta = yaml.safe_load(folder.joinpath("challenge.yml").read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{label}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{label}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
+        raise ValueError(f"{label}:{at} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{label}: the top level must be a mapping (name, ports, vulns, checker, ...)")
+    return meta
+
+
+def _with_challenge(entry: dict[str, Any], index: int, base_dir: Path) -> tuple[dict[str, Any], str, set[str]]:
+    """A service entry with the defaults of its challenge's challenge.yml filled in, the label
+    of that file and the keys it gave; ValueError (its message a key path first) when the file
+    is needed and cannot be used. A folder without challenge.yml is fine for an entry that
+    gives name and a checker with its path or url itself (a bare service/Dockerfile)."""
+    challenge = entry["challenge"]
+    label = str(PurePath(challenge) / "challenge.yml")
+    folder = Path(challenge) if Path(challenge).is_absolute() else (base_dir / challenge).resolve()
+    own = entry.get("checker")
+    needed = "name" not in entry or not isinstance(own, dict) or not {"path", "url"} & set(own)
+    if not folder.is_dir():
+        if needed:
+            raise ValueError(f"services[{index}].challenge: {challenge}: no such folder ({folder})")
+        return entry, label, set()
+    if not (folder / "challenge.yml").is_file():
+        if needed:
+            raise ValueError(f"services[{index}].challenge: {challenge}: no challenge.yml in {folder} (the "
+                             "entry gives no name or checker path/url of its own)")
+        return entry, label, set()
+    try:
+        meta = _read_challenge(folder, label)
+    except ValueError as exc:
+        raise ValueError(f"services[{index}].challenge: {exc}") from None
+    merged = {key: meta[key] for key in CHALLENGE_KEYS if key in meta and key != "checker" and key not in entry}
+    given = set(merged)
+    if "checker" in meta:
+        checker = meta["checker"]
+        if not isinstance(checker, dict):
+            raise ValueError(f"services[{index}].checker (from {label}): give a mapping of checker keys "
+                             f"(protocol, path, class, timeout, ...), not {type(checker).__name__} {checker!r}")
+        checker = dict(checker)
+        for key in _CHALLENGE_PATHS:
+            if isinstance(checker.get(key), str):
+                checker[key] = str(PurePath(challenge) / checker[key])  # absolute stays absolute
+        if "checker" not in entry:
+            merged["checker"] = checker
+            given.add("checker")
+        elif isinstance(own, dict):  # sub-key by sub-key
+            merged["checker"] = {**checker, **own}
+            given |= {f"checker.{key}" for key in checker if key not in own}
+    return {**entry, **merged}, label, given
+
+
+def _fill_from_challenges(data: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any], Origins, list[str]]:
+    """The game data with every ``challenge:`` entry's defaults filled in (copies; `data` is
+    not changed), where each default came from, and the problems of the challenge.yml files."""
+    services = data.get("services")
+    if not isinstance(services, list):
+        return data, {}, []
+    filled, origins, problems = [], {}, []
+    for index, entry in enumerate(services):
+        if isinstance(entry, dict) and isinstance(entry.get("challenge"), str):
+            try:
+                entry, label, given = _with_challenge(entry, index, base_dir)
+            except ValueError as exc:
+                problems.append(str(exc))
+            else:
+                origins[index] = (label, given)
+        filled.append(entry)
+    return {**data, "services": filled}, origins, problems
+
+
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> GameConfig:
-    """Validate already-loaded YAML data; raise ConfigError naming the key and the problem."""
+    """Validate already-loaded YAML data; raise ConfigError naming the key and the problem.
+    Relative paths (challenge folders among them) are taken against `base_dir`, by default
+    the working directory."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with game, teams, services")
+    base_dir = base_dir or Path(".").resolve()
+    data, origins, problems = _fill_from_challenges(data, base_dir)
+    lines = [f"{source}: {problem}" for problem in problems]
+    failed = {int(m[1]) for m in map(_SERVICE_KEY.match, problems) if m}  # not their noise too
     try:
         config = GameConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}: {_format_location(tuple(err['loc']))}: {msg}")
+            loc = tuple(err["loc"])
+            if len(loc) > 1 and loc[0] == "services" and loc[1] in failed:
+                continue
+            msg = _note_message(err["msg"].removeprefix("Value error, "), origins)
+            where = _origin_note(_format_location(loc), origins, missing=err["type"] == "missing")
+            lines.append(f"{source}: {where}: {msg}")
         raise ConfigError("\n".join(lines)) from None
-    config.base_dir = base_dir or Path(".").resolve()
+    if lines:
+        raise ConfigError("\n".join(lines))
+    config.base_dir = base_dir
+    config._origins = origins
     _check_files(config, source)
     return config
 
@@ -430,17 +568,19 @@ def _check_files(config: GameConfig, source: str) -> None:
     lines = []
     for index, service in enumerate(config.services):
         if service.checker.requirements and not config.resolve(service.checker.requirements).is_file():
-            lines.append(f"{source}: services[{index}].checker.requirements: no such file: "
-                         f"{config.resolve(service.checker.requirements)}")
+            lines.append(f"{source}: " + _note_message(
+                f"services[{index}].checker.requirements: no such file: "
+                f"{config.resolve(service.checker.requirements)}", config._origins))
     if lines:
         raise ConfigError("\n".join(lines))
 
 
 def offline_problems(config: GameConfig) -> list[str]:
     """What `adrange validate` can tell without Redis or Docker: checker files and classes
-    that are not there, challenge folders without a Dockerfile in hosted mode, ENO checker
-    URLs that are not HTTP. (Loading stays lenient on these, so a tool can read a game
-    whose files live elsewhere.)"""
+    that are not there, challenge folders that are not there (or without a Dockerfile in
+    hosted mode), ENO checker URLs that are not HTTP; a value a challenge.yml gave is named
+    with it. (Loading stays lenient on these, so a tool can read a game whose files live
+    elsewhere.)"""
     problems = []
     for index, service in enumerate(config.services):
         where = f"services[{index}]"
@@ -455,12 +595,14 @@ def offline_problems(config: GameConfig) -> list[str]:
                 problems.append(f"{where}.checker.class: no class {spec.class_name} in {config.resolve(spec.path)}")
         elif not (spec.url or "").startswith(("http://", "https://")):
             problems.append(f"{where}.checker.url: an eno checker needs an http(s):// URL, not {spec.url!r}")
-        if config.deploy.mode == "hosted" and service.enabled:
+        if service.challenge and not config.resolve(service.challenge).is_dir():
+            problems.append(f"{where}.challenge: no such folder: {config.resolve(service.challenge)}")
+        elif config.deploy.mode == "hosted" and service.enabled:
             if not service.challenge:
                 problems.append(f"{where}.challenge: hosted mode needs the challenge folder")
             elif not (config.resolve(service.challenge) / "service" / "Dockerfile").is_file():
                 problems.append(f"{where}.challenge: no service/Dockerfile in {config.resolve(service.challenge)}")
-    return problems
+    return [_note_message(problem, config._origins) for problem in problems]
 
 
 def load_config(path: str | Path) -> GameConfig:

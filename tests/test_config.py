@@ -79,7 +79,10 @@ def test_init_writes_an_example_that_validates(tmp_path):
     config = load_config(path)
     notes = config.services[0]
     assert (config.base_dir / notes.checker.path).is_file() and (config.base_dir / notes.challenge).is_dir()
-    assert notes.ports == yaml.safe_load((config.base_dir / notes.challenge / "challenge.yml").read_text())["ports"]
+    meta = yaml.safe_load((config.base_dir / notes.challenge / "challenge.yml").read_text())
+    assert (notes.name, notes.ports, notes.checker.class_name) == (
+        meta["name"], meta["ports"], meta["checker"]["class"])
+    assert yaml.safe_load(text)["services"] == [{"challenge": notes.challenge}]  # the short form
     again = subprocess.run([*cli, "init", str(path)], capture_output=True, text=True)
     assert again.returncode != 0 and "exists" in again.stderr
 
@@ -117,9 +120,12 @@ def test_validate_refuses_what_it_can_know_offline(tmp_path):
     subprocess.run([*cli, "init", str(path)], check=True, capture_output=True)
     good = yaml.safe_load(path.read_text())
     cases = [
-        (lambda d: d["services"][0].update(challenge="no-such-folder"), "services[0].challenge: no service/Dockerfile"),
-        (lambda d: d["services"][0]["checker"].update(path="missing.py"), "services[0].checker.path: no such file"),
-        (lambda d: d["services"][0]["checker"].update({"class": "Nope"}), "services[0].checker.class: no class Nope"),
+        (lambda d: d["services"][0].update(challenge="no-such-folder"),
+         "services[0].challenge: no-such-folder: no such folder"),
+        (lambda d: d["services"][0].update(name="notes", checker={"protocol": "cli", "path": "missing.py"},
+                                           challenge="no-such-folder"), "services[0].challenge: no such folder"),
+        (lambda d: d["services"][0].update(checker={"path": "missing.py"}), "services[0].checker.path: no such file"),
+        (lambda d: d["services"][0].update(checker={"class": "Nope"}), "services[0].checker.class: no class Nope"),
         (lambda d: d["web"].update(port=5250000), "web.port: Input should be less than or equal to 65535"),
         (lambda d: d["deploy"].update(engines=["127.0.0.1:2375"]), "deploy.engines: '127.0.0.1:2375' is not a Docker"),
         (lambda d: d.update(redis_url="127.0.0.1:6379"), "redis_url: String should match pattern"),
