@@ -61,8 +61,12 @@
     $("countdown").textContent = text;
   }
 
+  // The ranking's font follows the viewport and the number of rows and columns (board.css),
+  // so that every team of a big screen fits without scrolling.
   function renderRanking() {
-    var head = $("ranking-head"), body = $("ranking-body");
+    var head = $("ranking-head"), body = $("ranking-body"), table = $("ranking");
+    table.style.setProperty("--rows", Math.max(1, board.ranking.length));
+    table.style.setProperty("--services", board.services.length);
     head.replaceChildren();
     ["rank", "team", "total", "atk", "def", "sla"].forEach(function (k) {
       head.appendChild(el("th", "col-" + k, t(k)));
@@ -76,7 +80,10 @@
       if (row.change) rankCell.appendChild(el("span", row.change > 0 ? "up" : "down",
         (row.change > 0 ? "▲" : "▼") + Math.abs(row.change)));
       tr.appendChild(rankCell);
-      tr.appendChild(el("td", "col-team", row.name));
+      var team = el("td", "col-team");
+      team.title = row.name;
+      team.appendChild(el("span", "team-name", row.name));
+      tr.appendChild(team);
       tr.appendChild(el("td", "col-total", row.total));
       tr.appendChild(el("td", "col-atk", row.atk));
       tr.appendChild(el("td", "col-def", row.def));
@@ -95,6 +102,7 @@
     td.dataset.box = key;
     td.dataset.status = status;
     td.title = cell.message || "";
+    td.appendChild(el("div", "cell-service", service.name));  // shown on phones, where there is no header
     td.appendChild(el("div", "cell-status", cell.status ? t(status) : "-"));
     var sla = counts.sla === null || counts.sla === undefined ? "-" : counts.sla + "%";
     td.appendChild(el("div", "cell-counts",
@@ -121,6 +129,7 @@
     var feed = $("attack-feed");
     feed.replaceChildren();
     board.attacks.slice(0, MAX_ATTACKS).forEach(function (a) { feed.appendChild(attackItem(a)); });
+    $("attack-feed-empty").hidden = feed.children.length > 0;
     renderAttackView();
   }
 
@@ -137,7 +146,10 @@
     var head = el("tr");
     ["team", "victim", "service", "stolen"].forEach(function (k) { head.appendChild(el("th", null, t(k))); });
     table.appendChild(head);
-    Object.values(pairs).sort(function (x, y) { return y.t - x.t; }).slice(0, 20).forEach(function (p) {
+    var shown = Object.values(pairs).sort(function (x, y) { return y.t - x.t; }).slice(0, 20);
+    table.hidden = shown.length === 0;
+    $("attack-view-empty").hidden = shown.length > 0;
+    shown.forEach(function (p) {
       var tr = el("tr", Date.now() / 1000 + offset - p.t < 5 ? "fresh" : "");
       tr.appendChild(el("td", "attacker", teamName(p.a)));
       tr.appendChild(el("td", "victim", teamName(p.v)));
@@ -150,6 +162,9 @@
   function renderFirstBloods() {
     var list = $("first-bloods");
     list.replaceChildren();
+    var any = board.services.some(function (s) { return board.first_bloods[s.id]; });
+    $("first-bloods-empty").hidden = any;
+    if (!any) return;
     board.services.forEach(function (s) {
       var blood = board.first_bloods[s.id];
       var li = el("li", "blood");
@@ -165,6 +180,7 @@
     box.replaceChildren();
     var items = board.announcements.slice(-3).reverse();
     box.hidden = items.length === 0;
+    $("announcements-empty").hidden = items.length > 0;
     items.forEach(function (a) {
       var p = el("p", "announcement");
       p.appendChild(el("span", "time", clock(a.t)));
@@ -174,9 +190,20 @@
   }
 
   var COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"];
+  function chartOptions() {  // text as large as the panel's, so that it reads on a projector
+    var size = Math.max(11, Math.round(parseFloat(getComputedStyle($("history-chart").parentNode).fontSize)));
+    var ticks = {color: "#aaa", font: {size: size}};
+    return {animation: false, responsive: true, maintainAspectRatio: false,
+            plugins: {legend: {labels: {color: "#ddd", font: {size: size}, boxWidth: size * 2}}},
+            scales: {x: {ticks: ticks}, y: {ticks: ticks}}};
+  }
+
   function renderChart() {
-    if (typeof Chart === "undefined") return;
     var history = board.history || {rounds: [], series: []};
+    var empty = history.rounds.length === 0;
+    $("history-empty").hidden = !empty;
+    $("history-chart").style.visibility = empty ? "hidden" : "";
+    if (typeof Chart === "undefined") return;
     var data = {
       labels: history.rounds,
       datasets: history.series.map(function (s, i) {
@@ -184,12 +211,10 @@
       })
     };
     if (!chart) {
-      chart = new Chart($("history-chart"), {type: "line", data: data,
-        options: {animation: false, responsive: true, maintainAspectRatio: false,
-                  plugins: {legend: {labels: {color: "#ddd"}}},
-                  scales: {x: {ticks: {color: "#aaa"}}, y: {ticks: {color: "#aaa"}}}}});
+      chart = new Chart($("history-chart"), {type: "line", data: data, options: chartOptions()});
     } else {
       chart.data = data;
+      chart.options = chartOptions();
       chart.update();
     }
   }
@@ -246,6 +271,7 @@
     }
     board.attacks.length = Math.min(board.attacks.length, MAX_ATTACKS);
     while (feed.children.length > MAX_ATTACKS) feed.removeChild(feed.lastChild);
+    $("attack-feed-empty").hidden = feed.children.length > 0;
     var newest = batch.attacks.length ? batch.attacks[0].t : 0;
     batch.pairs.forEach(function (p) { countPair({a: p.a, v: p.v, s: p.s, t: newest}, p.n); });
     renderAttackView();
@@ -268,7 +294,10 @@
       if (board) renderAll(); else applyTexts();
     });
   });
-  $("big-toggle").addEventListener("click", function () { document.body.classList.toggle("big"); });
+  $("big-toggle").addEventListener("click", function () {
+    document.body.classList.toggle("big");
+    if (board) renderChart();  // its fonts follow the new size
+  });
   applyTexts();
   setInterval(tick, 250);
 })();
