@@ -14,7 +14,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -524,22 +524,18 @@ class GameStore:
         return self.redis.get(self.keys.ticker_lease)
 
     # -- submission --------------------------------------------------------------
-    def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
-                    denied: dict[str, int] | None = None) -> list[Any]:
-        """ARGV for the submit script: header, one line "flag victim service round" per flag,
-        then the counts of flags denied before Redis, by verdict code."""
+    def submit_args(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[Any]:
+        """ARGV for the submit script: header, then one line "flag victim service round" per flag."""
         game = self.config.game
         lines = "".join(f"{flag} {victim} {service} {round_}\n" for flag, victim, service, round_ in candidates)
-        counts = " ".join(f"{code}={count}" for code, count in (denied or {}).items() if count)
         up = " ".join(str(code) for code in UP_CODES) if game.require_service_up else ""
-        return [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime, up, lines, counts]
+        return [self.keys.prefix, attacker, game.scoring.formula, game.flag_lifetime, up, lines]
 
-    def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
-               denied: dict[str, int] | None = None) -> list[str]:
-        """Run the submit script on (flag, victim, service, flag_round) tuples; count `denied`."""
-        if not candidates and not denied:
+    def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[str]:
+        """Run the submit script on (flag, victim, service, flag_round) tuples (none: no call)."""
+        if not candidates:
             return []
-        return self._submit(args=self.submit_args(attacker, candidates, denied))
+        return self._submit(args=self.submit_args(attacker, candidates))
 
     # -- scores and events -------------------------------------------------------------
     def counters(self, config: GameConfig | None = None) -> dict[tuple[TeamID, ServiceID], dict[str, int]]:
@@ -702,9 +698,11 @@ class GameStore:
         """Hold (or renew) a named lease for `seconds`; True while this holder has it."""
         return self._take_lease(f"{self.keys.prefix}lease:{name}", holder, seconds)
 
-    def record_submissions(self, entries: dict[TeamID, list[str]], keep: int) -> None:
+    def record_submissions(self, entries: dict[TeamID, list[str]], keep: int,
+                           denied: Mapping[str, int] | None = None) -> None:
         """Add each team's submission entries (oldest first) to its history, which keeps the
-        newest `keep`: one pipeline, not a transaction (the entries: `submission.history`)."""
+        newest `keep`, and the `denied` flags by verdict to the counters: one pipeline, not a
+        transaction (the entries: `submission.history`)."""
         pipe = self.redis.pipeline(transaction=False)
         for team, items in entries.items():
             if not items:
@@ -712,6 +710,8 @@ class GameStore:
             key = self.keys.submissions(team)
             pipe.lpush(key, *items)
             pipe.ltrim(key, 0, keep - 1)
+        for verdict, count in (denied or {}).items():
+            pipe.hincrby(self.keys.counters, f"denied:{verdict}", count)
         pipe.execute()
 
     def submission_history(self, team: TeamID) -> list[str]:
@@ -731,12 +731,11 @@ class AsyncSubmitter:
         self.redis = client
         self._script = client.register_script(_script("submit"))
 
-    async def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]],
-                     denied: dict[str, int] | None = None) -> list[str]:
+    async def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[str]:
         """Run the submit script; see GameStore.submit."""
-        if not candidates and not denied:
+        if not candidates:
             return []
-        return await self._script(args=self.store.submit_args(attacker, candidates, denied))
+        return await self._script(args=self.store.submit_args(attacker, candidates))
 
 
 def _box_key(box: str) -> tuple[TeamID, ServiceID]:

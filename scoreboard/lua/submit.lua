@@ -5,11 +5,11 @@
 -- ARGV: prefix, attacker, formula, lifetime, the status codes that count as up when the
 --       attacker's service must be up to submit ("" when not required), then the flags as one string of
 --       lines "flag victim service flag_round\n" (one argument: cheap to send and parse),
---       then "verdict=count ..." of the flags the caller already denied (counted, not streamed).
 -- Returns one entry per flag: "A:<n>" accepted (n: capture count for faust, points moved
 -- for rating, robbers of that box's flag round for awd, 0 when the attacker had robbed it), or a denial code:
 -- "D" duplicate, "O" too old, "I" invalid, "N" not started, "P" paused, "X" over,
--- "S" attacker's service not up.
+-- "S" attacker's service not up. Denials are neither counted nor streamed here: the process
+-- that answers counts every denial in memory and adds them up about once a second.
 local p = ARGV[1]
 local attacker = ARGV[2]
 local formula = ARGV[3]
@@ -25,28 +25,12 @@ for flag, victim, service, flag_round in string.gmatch(ARGV[6], "(%S+) (%d+) (%d
   batch[#batch + 1] = {flag, victim, service, tonumber(flag_round)}
 end
 local n = #batch
--- Denials are counted per verdict code (for metrics), never appended to a stream.
-local denied = {}
-for name, count in string.gmatch(ARGV[7] or "", "([%w_]+)=(%d+)") do denied[name] = tonumber(count) end
-local names = {D = "duplicate", O = "old", I = "invalid", N = "not_started", P = "paused", X = "over",
-               S = "service_down"}
-local function count_denials()
-  for i = 1, n do
-    local name = names[out[i]]
-    if name then denied[name] = (denied[name] or 0) + 1 end
-  end
-  for code, count in pairs(denied) do
-    redis.call("HINCRBY", p .. "counters", "denied:" .. code, count)
-  end
-end
-
 local deny = nil
 if state[1] == "paused" then deny = "P"
 elseif state[1] == "over" then deny = "X"
 elseif state[1] ~= "running" then deny = "N" end
 if deny then
   for i = 1, n do out[i] = deny end
-  count_denials()
   return out
 end
 local round = tonumber(state[2] or "0")
@@ -143,5 +127,4 @@ end
 if accepted > 0 then
   redis.call("HINCRBY", p .. "counters", "accepted", accepted)
 end
-count_denials()
 return out

@@ -1,11 +1,13 @@
-"""Each team's recent submissions over every channel (TCP dialects, HTTP, portal form), for the portal.
+"""Each team's recent submissions over every channel (TCP dialects, HTTP, portal form), for
+the portal, and the count of denied flags by verdict, for /metrics.
 
 The flag path only appends to a buffer in process memory: no Redis round trip per flag or
-per batch. The buffer is written at most about once a second (and at shutdown), every
-team's entries in one pipeline (`GameStore.record_submissions`: LPUSH + LTRIM). Only the
+per batch, so a batch whose flags are all denied is answered without any. The buffer is
+written at most about once a second (and at shutdown), every team's entries and the
+denial counts in one pipeline (`GameStore.record_submissions`: LPUSH + LTRIM, HINCRBY). Only the
 newest `KEEP` entries per team are kept, in the buffer as in Redis, so a flood of garbage
-grows neither. A process killed hard (kill -9) loses up to a second of history; a failed
-write is retried with the next one. Scores never depend on it: accepted flags are scored
+grows neither. A process killed hard (kill -9) loses up to a second of history and of
+denial counts; a failed write is retried with the next one. Scores never depend on it: accepted flags are scored
 by the submit script, whatever happens here.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
@@ -63,16 +65,23 @@ class SubmissionHistory:
         self.store = store
         self.keep = keep
         self._pending: dict[TeamID, deque[_Entry]] = {}
+        self._denied: Counter[str] = Counter()  # verdict -> denied flags since the last flush
         self._lock = threading.Lock()  # record (event loop, request) against flush (a thread)
         self._flusher: threading.Thread | None = None
 
-    def record(self, team: TeamID, channel: str, flags: Sequence[str | bytes], results: Sequence[Result]) -> None:
-        """Buffer one batch's verdicts (only its newest `keep` can survive, so only those are looked at)."""
+    def record(self, team: TeamID | None, channel: str, flags: Sequence[str | bytes],
+               results: Sequence[Result]) -> None:
+        """Count one batch's denials and buffer its verdicts for the team's history (only its
+        newest `keep` can survive, so only those are looked at; no team: only counted)."""
         if not flags:
             return
+        denied = Counter(r.verdict.value for r in results if r.verdict is not Verdict.ACCEPTED)
         now = time.time()
         cut = [f[:FLAG_CHARS] for f in flags[-self.keep:]]  # a long line must not stay referenced
         with self._lock:
+            self._denied.update(denied)
+            if team is None:
+                return
             entries = self._pending.get(team)
             if entries is None:
                 entries = self._pending[team] = deque(maxlen=self.keep)
@@ -86,15 +95,16 @@ class SubmissionHistory:
     def flush(self) -> None:
         """Write what is buffered, one pipeline for every team; kept for the next flush if Redis fails."""
         with self._lock:
-            taken, self._pending = self._pending, {}
-        if not taken:
+            (taken, self._pending), (denied, self._denied) = (self._pending, {}), (self._denied, Counter())
+        if not taken and not denied:
             return
         try:
             self.store.record_submissions({team: [encode(*e) for e in entries] for team, entries in taken.items()},
-                                          self.keep)
+                                          self.keep, denied)
         except redis.RedisError as exc:
-            log.warning("submission history not written, retrying: %s", exc)
+            log.warning("submission history and denial counts not written, retrying: %s", exc)
             with self._lock:
+                self._denied.update(denied)
                 for team, older in taken.items():
                     merged = deque(older, maxlen=self.keep)
                     merged.extend(self._pending.get(team, ()))

@@ -8,7 +8,6 @@ the script's answers back in order. Both are pure; callers do the I/O.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from ..config import GameConfig
@@ -26,10 +25,6 @@ class Batch:
     results: list[Result | None]
     candidates: list[tuple[str, int, int, int]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-
-    def denied(self) -> dict[str, int]:
-        """Flags denied before Redis, counted by verdict (the submit script stores the counts)."""
-        return dict(Counter(r.verdict.value for r in self.results if r is not None))
 
 
 class Judge:

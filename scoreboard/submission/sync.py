@@ -28,16 +28,16 @@ class Submissions:
         self.rate = SharedRate(store, store.config.submission.limits.rate_per_team)
         self.history = SubmissionHistory(store)
 
-    def submit(self, team: TeamID, flags: list[str], channel: str | None = None) -> list[Result]:
+    def submit(self, team: TeamID, flags: list[str], channel: str = "http") -> list[Result]:
         """Verdicts for one team's flags, in order; flags past the team's rate are denied.
-        With a `channel` ("http", "portal") they are buffered for the team's history."""
+        They are buffered for the team's history under `channel` ("http", "portal") and
+        denials counted; only flags that need the submit script cost a Redis call."""
         judge = self.judges.get()
         batch = judge.prepare(team, flags, self.rate.take(team, len(flags)))
         try:
-            results = judge.finish(batch, self.store.submit(team, batch.candidates, batch.denied()))
+            results = judge.finish(batch, self.store.submit(team, batch.candidates))
         except redis.RedisError:
             log.exception("submit script failed")
             results = judge.failed(batch)
-        if channel is not None:
-            self.history.record(team, channel, flags, results)
+        self.history.record(team, channel, flags, results)
         return results

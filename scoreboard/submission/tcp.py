@@ -18,7 +18,8 @@ scheduling one more retry, up to its backlog times per wake-up: CPython gh-15161
 Teams, tokens, networks and services come from the effective game (admin edits included),
 which a background task re-reads every `FOLLOW_SECONDS`, publishing the refusal counts to
 Redis for /metrics and writing the teams' submission history (`history.py`) on the way: a
-flag batch costs one Redis call, the submit script. An address-identified session finds its
+batch with a flag to decide costs one Redis call, the submit script; a batch denied in full
+(garbage, own flags, past the rate) costs none. An address-identified session finds its
 team again on every read. SIGTERM (and SIGINT) stop the server after a last history write.
 """
 
@@ -301,8 +302,7 @@ class SubmissionServer:
         """Judge a batch of flag lines; return all reply lines as one block."""
         limit = self.limits.line_length
         results = await self.judge_flags(team, flags)
-        if team is not None:
-            self.history.record(team, dialect.name, flags, results)
+        self.history.record(team, dialect.name, flags, results)
         return "".join(dialect.reply(printable(f, limit), r) for f, r in zip(flags, results, strict=True)).encode()
 
     async def judge_flags(self, team: TeamID | None, flags: list[bytes]) -> list[Result]:
@@ -318,7 +318,7 @@ class SubmissionServer:
             granted = self.rate.take_leased(team, len(flags)) or 0
         batch = judge.prepare(team, flags, granted)
         try:
-            answers = await self.submitter.submit(team, batch.candidates, batch.denied())
+            answers = await self.submitter.submit(team, batch.candidates)
         except Exception:
             log.exception("submit script failed")
             return judge.failed(batch)
