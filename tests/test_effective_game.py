@@ -149,8 +149,9 @@ def test_disabled_team_is_refused_everywhere_and_its_flags_are_invalid(web):
         assert reply_to(ructf, flag) == f"[{flag}] Denied: your address belongs to no team"
         victim = flag_of(web.store, 2, 2, 1)
         assert reply_to(by_address(ports["faust"], "127.0.1.1", FAUST_GREETING), victim) == \
-            f"{victim} INV Denied: invalid flag"
-    assert put_flags(web, web.token(1), [victim]).json()[0]["msg"].endswith("] Denied: invalid flag")
+            f"{victim} INV Denied: invalid flag (Denied: invalid or own flag)"
+    assert put_flags(web, web.token(1), [victim]).json()[0]["msg"].endswith(
+        "] Denied: invalid flag (Denied: invalid or own flag)")
     assert requests.get(f"{web.url}/api/team/status", headers={"X-Team-Token": web.token(2)},
                         timeout=5).status_code == 401
     assert web.store.stats().get("accepted", 0) == 0

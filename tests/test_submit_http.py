@@ -35,8 +35,8 @@ def test_put_flags_answers_each_flag_in_order(web):
     assert reply.json() == [
         {"flag": good, "status": True, "msg": f"[{good}] Accepted. 2 flag points"},
         {"flag": good, "status": False, "msg": f"[{good}] Denied: you already submitted this flag"},
-        {"flag": own, "status": False, "msg": f"[{own}] Denied: flag is your own"},
-        {"flag": "junk", "status": False, "msg": "[junk] Denied: invalid flag"},
+        {"flag": own, "status": False, "msg": f"[{own}] Denied: flag is your own (Denied: invalid or own flag)"},
+        {"flag": "junk", "status": False, "msg": "[junk] Denied: invalid flag (Denied: invalid or own flag)"},
     ]
 
 

@@ -67,7 +67,7 @@ def test_portal_submission_is_judged_and_kept_with_its_verdict(web):
                         timeout=5).text
     assert text("verdict.accepted", "zh", {"points": 2}) in page and text("verdict.own", "zh") in page  # game: zh
     english = session.get(web.url + "/team/?lang=en", timeout=5).text
-    assert "Accepted. 2 flag points" in english and "Denied: flag is your own" in english
+    assert "Accepted. 2 flag points" in english and "Denied: flag is your own (Denied: invalid or own flag)" in english
     history = session.get(web.url + "/api/team/submissions", timeout=5).json()
     assert [(h["accepted"], h["channel"]) for h in history] == [(True, "portal"), (False, "portal"), (False, "portal")]
     assert web.store.stats()["accepted"] == 1
@@ -312,7 +312,8 @@ def test_portal_history_lists_every_channel_with_its_verdict(web):
                                flag_of(store, 2, 4, 2))
     with tcp_server(web.config, store) as ports:
         faust = send_lines(tcp_session("faust", ports["faust"], token), [good, "not-a-flag"])
-        assert faust == [f"{good} OK Accepted. 2 flag points", "not-a-flag INV Denied: invalid flag"]
+        assert faust == [f"{good} OK Accepted. 2 flag points",
+                         "not-a-flag INV Denied: invalid flag (Denied: invalid or own flag)"]
         send_lines(tcp_session("ructf", ports["ructf"], token), [own])
         send_lines(tcp_session("forcad", ports["forcad"], token), [good])
         reply = requests.put(web.url + "/flags", json=[other, "junk-http"], headers={"X-Team-Token": token}, timeout=5)
@@ -330,11 +331,12 @@ def test_portal_history_lists_every_channel_with_its_verdict(web):
     rows = history_rows(session.get(web.url + "/team/?lang=en", timeout=5).text)
     assert all(re.fullmatch(r"\d\d:\d\d:\d\d", when) for when, *_ in rows), rows
     shown = {(channel, flag): verdict for _, channel, flag, verdict in rows}
-    assert shown[("TCP faust", "not-a-flag")] == "Denied: invalid flag"
-    assert shown[("TCP ructf", own)] == "Denied: flag is your own"
+    assert shown[("TCP faust", "not-a-flag")] == "Denied: invalid flag (Denied: invalid or own flag)"
+    assert shown[("TCP ructf", own)] == "Denied: flag is your own (Denied: invalid or own flag)"
     assert shown[("TCP forcad", good)] == "Denied: you already submitted this flag"
     assert shown[("TCP faust", good)].startswith("Accepted.") and shown[("HTTP", other)].startswith("Accepted.")
-    assert shown[("HTTP", "junk-http")] == "Denied: invalid flag" and ("portal form", third) in shown
+    assert shown[("HTTP", "junk-http")] == "Denied: invalid flag (Denied: invalid or own flag)"
+    assert ("portal form", third) in shown
     theirs = requests.get(web.url + "/api/team/submissions", headers={"X-Team-Token": web.token(2)}, timeout=5)
     assert theirs.json() == []
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from .verdicts import Result, Verdict
 
-_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")  # spaces too: the echo is the reply's first field
+# What an echo may not carry as is: whitespace (the echo is the reply's first field), C0 and
+# C1 controls, DEL, line and paragraph separators, and invalid UTF-8 (decoded to surrogates).
+_UNSAFE = re.compile("[\x00-\x20\x7f-\xa0\u2028\u2029\udc80-\udcff]")
+
 
 _FAUST_CODES = {
     Verdict.ACCEPTED: "OK",
@@ -26,9 +29,21 @@ _FAUST_CODES = {
 }
 
 
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if code >= 0xDC80:  # an invalid byte, as surrogateescape decoded it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def printable(raw: bytes, limit: int) -> str:
-    """A submitted line made safe to echo back (and to show): printable ASCII without spaces, cut short."""
-    return _UNPRINTABLE.sub("?", raw[:limit].decode("ascii", "replace"))
+    """A submitted line as it can be echoed back (and shown), cut to `limit` bytes: UTF-8 as
+    sent; invalid bytes, controls and whitespace escaped as ``\\xNN``."""
+    raw = raw[:limit]
+    if raw.isascii():
+        text = raw.decode("ascii")
+        return text if text.isprintable() and " " not in text else _UNSAFE.sub(_escape, text)
+    return _UNSAFE.sub(_escape, raw.decode("utf-8", "surrogateescape"))
 
 
 def _faust_reply(flag: str, result: Result) -> str:

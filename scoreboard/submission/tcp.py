@@ -276,11 +276,13 @@ class SubmissionServer:
                 return
             writer.write(dialect.token_ok)
         while True:
-            if b"\n" not in lines.buffer and not await lines.read():
-                return
-            complete = lines.take()
-            too_long = len(lines.buffer) > self.limits.line_length  # answered up to here, then closed
             ended = False
+            if b"\n" not in lines.buffer and not await lines.read():
+                if not lines.buffer.strip():
+                    return
+                lines.buffer += b"\n"  # the client half-closed after a last line without newline
+                ended = True
+            complete = lines.take()
             if dialect.empty_line_ends:
                 for index, line in enumerate(complete):
                     if not line.strip():
@@ -292,10 +294,8 @@ class SubmissionServer:
                     team = self.teams.get().by_address(source)
                 replies = await self.answer(dialect, team, flags)
                 writer.write(replies)
-            if too_long and not ended:
-                writer.write(f"Line too long (limit {self.limits.line_length} bytes), closing\n".encode())
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-            if ended or too_long:
+            if ended:
                 return
 
     async def answer(self, dialect: Dialect, team: TeamID | None, flags: list[bytes]) -> bytes:
@@ -330,12 +330,16 @@ class _Input:
 
     The idle deadline moves only when a complete line arrives (a trickle of bytes without a
     newline does not hold a connection open); the session deadline never moves. A read
-    past either raises TimeoutError. Lines already read are answered first.
+    past either raises TimeoutError. Lines already read are answered first. An unfinished
+    line longer than the line length keeps only its first `line_length` + 1 bytes (so it is
+    judged invalid when its newline comes, as it would be in one segment); the rest of it
+    is read and dropped.
     """
 
     def __init__(self, reader: asyncio.StreamReader, limits: Limits) -> None:
         self.reader = reader
         self.buffer = b""
+        self.dropping = False  # inside an overlong line, past what is kept of it
         self.idle = limits.idle_timeout
         self.line_length = limits.line_length
         now = asyncio.get_running_loop().time()
@@ -349,15 +353,28 @@ class _Input:
         if wait <= 0:
             raise TimeoutError
         chunk = await asyncio.wait_for(self.reader.read(READ_SIZE), wait)
+        if not chunk:
+            return False
         if b"\n" in chunk:
             self.line_due = asyncio.get_running_loop().time() + self.idle
+        if self.dropping:  # the rest of an overlong line
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                return True
+            chunk, self.dropping = chunk[cut:], False
         self.buffer += chunk
-        return bool(chunk)
+        start = self.buffer.rfind(b"\n") + 1
+        if len(self.buffer) - start > self.line_length:
+            self.buffer, self.dropping = self.buffer[:start + self.line_length + 1], True
+        return True
 
     def take(self) -> list[bytes]:
-        """The complete lines in `buffer`, leaving the unfinished rest there."""
+        """The complete lines in `buffer`, leaving the unfinished rest there; a line longer
+        than the line length cut to its first `line_length` + 1 bytes, exactly what `read`
+        keeps of one that arrives in pieces (so its verdict does not depend on segmentation)."""
         *complete, self.buffer = self.buffer.split(b"\n")
-        return complete
+        keep = self.line_length + 1
+        return [line if len(line) < keep else line[:keep] for line in complete]
 
     async def first_line(self) -> bytes | None:
         """One line (the team token); None at the end of the input or past the line length."""

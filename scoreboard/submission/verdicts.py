@@ -27,18 +27,19 @@ class Verdict(enum.Enum):
 
 
 ACCEPTED_TEXT = "Accepted. {points:g} flag points"
+HACKERDOM_INVALID = "Denied: invalid or own flag"  # today's checksystem says this for both; some farms match only it
 TEXTS = {
-    Verdict.INVALID: "Denied: invalid flag",
-    Verdict.OWN: "Denied: flag is your own",
+    Verdict.INVALID: f"Denied: invalid flag ({HACKERDOM_INVALID})",
+    Verdict.OWN: f"Denied: flag is your own ({HACKERDOM_INVALID})",
     Verdict.OLD: "Denied: flag is too old",
     Verdict.DUPLICATE: "Denied: you already submitted this flag",
-    Verdict.NOP: "Denied: invalid flag (NOP team)",
+    Verdict.NOP: f"Denied: invalid flag (NOP team; {HACKERDOM_INVALID})",
     Verdict.NOP_SUBMITTER: "Denied: the NOP team cannot submit flags",
     Verdict.NOT_STARTED: "Game not started",
     Verdict.PAUSED: "Game paused, try again later",
     Verdict.OVER: "Game over",
     Verdict.SERVICE_DOWN: "Denied: your service is not up, try again later",
-    Verdict.RATE_LIMITED: "Denied: too many flags, slow down",
+    Verdict.RATE_LIMITED: "Denied: too many flags, slow down and try again later",
     Verdict.UNKNOWN_TEAM: "Denied: your address belongs to no team",
     Verdict.ERROR: "Error: internal error, try again later",
 }

@@ -1,9 +1,10 @@
 """HTTP flag submission, Hackerdom/ForcAD style: ``PUT /flags`` with ``X-Team-Token``.
 
-Body: a JSON list of flag strings. Answer 200 with one ``{"flag", "status", "msg"}`` per
-flag, in order; request-level problems get 400 ``{"status": false, "msg": ...}`` (401 for
-a bad token, 413 too large, 429 when the team is over its rate or the address is locked
-out after too many wrong tokens).
+Body: a JSON list of flag strings (surrounding whitespace stripped, as over TCP). Answer
+200 with one ``{"flag", "status", "msg"}`` per flag, in order, ``flag`` exactly as sent;
+429 with the same list when every flag is over the team's rate. Request-level problems get
+``{"status": false, "msg": ...}``: 400, 401 for a bad token, 413 too large, 429 when the
+address is locked out after too many wrong tokens.
 """
 
 from __future__ import annotations
@@ -44,11 +45,10 @@ def put_flags():
     limit = game_config().submission.limits.batch_size
     if len(flags) > limit:
         return _error(400, f"too many flags in one request: {len(flags)} > {limit}")
-    results = judge.submit(team, flags, channel="http")
-    if flags and all(r.verdict is Verdict.RATE_LIMITED for r in results):
-        return _error(429, "rate limit exceeded, slow down")
+    results = judge.submit(team, [f.strip() for f in flags], channel="http")
     line_limit = game_config().submission.limits.line_length
-    return jsonify([
-        {"flag": flag[:line_limit], "status": r.accepted, "msg": f"[{flag[:line_limit]}] {r.text}"}
-        for flag, r in zip(flags, results, strict=True)
-    ])
+    answer = jsonify([{"flag": flag, "status": r.accepted, "msg": f"[{flag.strip()[:line_limit]}] {r.text}"}
+                      for flag, r in zip(flags, results, strict=True)])
+    if flags and all(r.verdict is Verdict.RATE_LIMITED for r in results):
+        return answer, 429  # still the list: farms read it whatever the status
+    return answer
