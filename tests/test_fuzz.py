@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from scoreboard.config import ConfigError, load_config, parse_config
 from scoreboard.flags import FlagCodec, FlagError
-from scoreboard.submission.tcp import printable
+from scoreboard.submission.dialects import printable
 from tests.conftest import game_data
 from tests.game_helpers import flag_of, start_at_round
 from tests.submit_helpers import LineClient, tcp_server

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .verdicts import Result, Verdict
 
@@ -46,42 +46,66 @@ def printable(raw: bytes, limit: int) -> str:
     return _UNSAFE.sub(_escape, raw.decode("utf-8", "surrogateescape"))
 
 
-def _faust_reply(flag: str, result: Result) -> str:
-    return f"{flag} {_FAUST_CODES.get(result.verdict, 'ERR')} {result.text}\n"
+_PLAIN = bytes(range(0x21, 0x7F))  # a flag is usually plain printable ASCII: echoed as is
 
 
-def _bracket_reply(flag: str, result: Result) -> str:
-    return f"[{flag}] {result.text}\n"
+def echo(raw: bytes, limit: int) -> bytes:
+    """`printable` as bytes, without decoding the usual plain-ASCII flag."""
+    raw = raw[:limit]
+    return raw if raw.isalnum() or not raw.translate(None, _PLAIN) else printable(raw, limit).encode()
+
+
+def _faust_tail(result: Result) -> str:
+    return f" {_FAUST_CODES.get(result.verdict, 'ERR')} {result.text}\n"
+
+
+def _bracket_tail(result: Result) -> str:
+    return f"] {result.text}\n"
 
 
 @dataclass(frozen=True)
 class Dialect:
-    """How one dialect greets, identifies the team, replies and ends."""
+    """How one dialect greets, identifies the team, replies and ends. A reply line is
+    `head` + the echoed flag + `tail(result)`."""
 
     name: str
     greeting: bytes
-    reply: Callable[[str, Result], str]
+    tail: Callable[[Result], str]
+    head: bytes = b""
     by_token: bool = False
     token_ok: bytes = b""
     token_bad: bytes = b""
     empty_line_ends: bool = False
 
+    tails: dict[Result, bytes] = field(default_factory=dict, compare=False, repr=False)  # encoded, by result
+
+    def reply(self, raw: bytes, result: Result, limit: int) -> bytes:
+        """The reply line to one submitted line (cut to `limit` bytes in the echo)."""
+        tail = self.tails.get(result)
+        if tail is None:
+            if len(self.tails) > 4096:  # points vary with the formula: keep it bounded
+                self.tails.clear()
+            tail = self.tails[result] = self.tail(result).encode()
+        return self.head + echo(raw, limit) + tail
+
 
 FAUST = Dialect(
     name="faust",
     greeting=b"adrange flag submission\nOne flag per line please!\n\n",
-    reply=_faust_reply,
+    tail=_faust_tail,
 )
 RUCTF = Dialect(
     name="ructf",
     greeting=b"Enter your flags, finished with newline (or empty line to exit)\n",
-    reply=_bracket_reply,
+    tail=_bracket_tail,
+    head=b"[",
     empty_line_ends=True,
 )
 FORCAD = Dialect(
     name="forcad",
     greeting=b"Welcome! Please, enter your team token:\n",
-    reply=_bracket_reply,
+    tail=_bracket_tail,
+    head=b"[",
     by_token=True,
     token_ok=b"Now enter your flags, one in a line:\n",
     token_bad=b"Invalid team token\n",

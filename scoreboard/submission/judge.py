@@ -11,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import GameConfig
-from ..flags import FlagCodec, FlagError
+from ..flags import FlagCodec
 from ..scoring import ScoreContext, formula_for
 from ..types import TeamID
 from .verdicts import LUA_CODES, Result, Verdict
+
+# The verdicts decided here, made once: a flood of garbage creates no objects per flag.
+_INVALID, _OWN, _NOP, _RATE_LIMITED = (Result(v) for v in (Verdict.INVALID, Verdict.OWN, Verdict.NOP,
+                                                           Verdict.RATE_LIMITED))
 
 
 @dataclass
@@ -50,21 +54,18 @@ class Judge:
         if attacker in self.nop_teams:
             return Batch(attacker, [Result(Verdict.NOP_SUBMITTER)] * len(flags))
         batch = Batch(attacker, [None] * len(flags))
+        check, results = self.codec.check, batch.results
         for index, flag in enumerate(flags):
             if granted is not None and index >= granted:
-                batch.results[index] = Result(Verdict.RATE_LIMITED)
+                results[index] = _RATE_LIMITED
                 continue
-            try:
-                info = self.codec.verify(flag)
-            except FlagError:
-                batch.results[index] = Result(Verdict.INVALID)
-                continue
-            if info.team not in self.team_ids or info.service not in self.service_ids:
-                batch.results[index] = Result(Verdict.INVALID)
+            info = check(flag)
+            if info is None or info.team not in self.team_ids or info.service not in self.service_ids:
+                results[index] = _INVALID
             elif info.team == attacker:
-                batch.results[index] = Result(Verdict.OWN)
+                results[index] = _OWN
             elif info.team in self.nop_teams:
-                batch.results[index] = Result(Verdict.NOP)
+                results[index] = _NOP
             else:
                 text = flag.decode() if isinstance(flag, bytes) else flag
                 batch.candidates.append((text, info.team, info.service, info.round))

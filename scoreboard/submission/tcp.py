@@ -43,7 +43,7 @@ from ..effective import EffectiveGame, PerVersion
 from ..store import AsyncSubmitter, GameStore, connect_async
 from ..teams import TeamDirectory
 from ..types import TeamID
-from .dialects import DIALECTS, Dialect, printable
+from .dialects import DIALECTS, Dialect
 from .history import SubmissionHistory
 from .judge import Judge
 from .limits import SharedRate, TokenGuard
@@ -259,6 +259,7 @@ class SubmissionServer:
         writer.write(dialect.greeting)
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
         team: TeamID | None = None
+        known: tuple[TeamDirectory | None, TeamID | None] = (None, None)  # the team of `source` in that directory
         if dialect.by_token:
             line = await lines.first_line()
             if line is None:
@@ -291,10 +292,12 @@ class SubmissionServer:
             flags = [line.strip() for line in complete if line.strip()]
             if flags:
                 if not dialect.by_token:  # added, disabled or readdressed since the last read
-                    team = self.teams.get().by_address(source)
-                replies = await self.answer(dialect, team, flags)
-                writer.write(replies)
-            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+                    directory = self.teams.get()
+                    if directory is not known[0]:
+                        known = (directory, directory.by_address(source))
+                    team = known[1]
+                writer.write(await self.answer(dialect, team, flags))
+            await _drain(writer)
             if ended:
                 return
 
@@ -303,7 +306,7 @@ class SubmissionServer:
         limit = self.limits.line_length
         results = await self.judge_flags(team, flags)
         self.history.record(team, dialect.name, flags, results)
-        return "".join(dialect.reply(printable(f, limit), r) for f, r in zip(flags, results, strict=True)).encode()
+        return b"".join([dialect.reply(f, r, limit) for f, r in zip(flags, results, strict=True)])
 
     async def judge_flags(self, team: TeamID | None, flags: list[bytes]) -> list[Result]:
         """Verdicts for one team's flags, in order."""
@@ -352,7 +355,8 @@ class _Input:
         wait = min(self.line_due, self.ends) - now
         if wait <= 0:
             raise TimeoutError
-        chunk = await asyncio.wait_for(self.reader.read(READ_SIZE), wait)
+        async with asyncio.timeout(wait):  # no task per read, unlike wait_for
+            chunk = await self.reader.read(READ_SIZE)
         if not chunk:
             return False
         if b"\n" in chunk:
@@ -383,6 +387,12 @@ class _Input:
                 return None
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line
+
+
+async def _drain(writer: asyncio.StreamWriter) -> None:
+    """Wait (up to WRITE_TIMEOUT) for what is written to leave, when it has not all left yet."""
+    if writer.transport.get_write_buffer_size() or writer.transport.is_closing():
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
 
 
 def _refuse(conn: socket.socket, reason: str) -> None:

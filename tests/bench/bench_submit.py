@@ -4,7 +4,10 @@ Starts a private redis-server (AOF on, appendfsync everysec) and the real `submi
 and `web` processes, then measures accepted flags/s (every accepted flag is in Redis
 before its reply is sent: the reply is built from the submit script's answer), rejected
 flags/s for garbage, and in-process validations/s. Checks that the capture stream holds
-exactly as many events as "Accepted" replies were seen.
+exactly as many events as "Accepted" replies were seen. Then the side-by-side patterns of
+issue 13 with server CPU per flag: distinct valid flags and forged (wrong-MAC) flags over 16
+connections with 256 in flight each, and one flag per write on one connection (accepted:
+fsync-bound, each waits for its own AOF write; rejected: no Redis at all).
 """
 
 from __future__ import annotations
@@ -79,6 +82,78 @@ def run_tcp(dialect: str, port: int, config, per_client: dict[int, list[str]], b
     return sum(counts), time.perf_counter() - start
 
 
+async def pattern_client(port: int, source: str, flags: list[bytes], in_flight: int) -> int:
+    """faust: send `in_flight` flags per write, read their replies, again; how many were accepted."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), limit=2**22)
+    await reader.readuntil(GREETINGS["faust"])
+    accepted, pending = 0, b""
+    for i in range(0, len(flags), in_flight):
+        chunk = flags[i : i + in_flight]
+        writer.write(b"\n".join(chunk) + b"\n")
+        lines = 0
+        while lines < len(chunk):
+            data = pending + await reader.read(1 << 20)
+            complete, _, pending = data.rpartition(b"\n")
+            if complete:
+                lines += complete.count(b"\n") + 1
+                accepted += complete.count(b" OK ")
+    writer.close()
+    return accepted
+
+
+def run_pattern(port: int, per_connection: list[tuple[str, list[bytes]]], in_flight: int,
+                server_pid: int) -> tuple[float, float, int]:
+    """Flags/s, server CPU us per flag, and accepted count for one pattern over many connections."""
+    async def main() -> list[int]:
+        return await asyncio.gather(*(pattern_client(port, source, flags, in_flight)
+                                      for source, flags in per_connection))
+
+    total = sum(len(flags) for _, flags in per_connection)
+    cpu, start = cpu_seconds(server_pid), time.perf_counter()
+    accepted = sum(asyncio.run(main()))
+    took = time.perf_counter() - start
+    return total / took, (cpu_seconds(server_pid) - cpu) / total * 1e6, accepted
+
+
+def wrong_mac(flag: str) -> bytes:
+    """A flag of the right shape whose MAC does not match (what a forged or mistyped flag is)."""
+    middle = len(flag) // 2
+    return (flag[:middle] + ("B" if flag[middle] != "B" else "C") + flag[middle + 1:]).encode()
+
+
+def patterns(config, codec: FlagCodec, teams: int, services: int, port: int, pid: int,
+             connections: int, flags: int, offset: int) -> dict[str, tuple[float, str]]:
+    """The side-by-side patterns: 16 connections x 256 in flight, and one flag per write on one."""
+    attackers = list(range(1, teams))
+    sources = [(f"127.0.{attackers[i % len(attackers)]}.{10 + i}", attackers[i % len(attackers)])
+               for i in range(connections)]
+    per_conn = flags // connections
+    out: dict[str, tuple[float, str]] = {}
+    fresh = {team: flags_for(codec, team, teams, services, per_conn * connections, offset) for team in attackers}
+    valid = [(source, [f.encode() for f in fresh[team][k * per_conn:(k + 1) * per_conn]])
+             for k, (source, team) in enumerate(sources)]
+    rate, cpu, accepted = run_pattern(port, valid, 256, pid)
+    assert accepted == per_conn * connections, f"{accepted} accepted of {per_conn * connections}"
+    out["submit_accepted_16x256"] = (rate, "flags/s")
+    out["submit_accepted_16x256_cpu_server"] = (cpu, "us/flag")
+    forged = [(source, [wrong_mac(f.decode()) for f in flags]) for source, flags in valid] * 5  # 5x as many
+    forged = [(sources[k % connections][0], flags) for k, (_, flags) in enumerate(forged)]
+    rate, cpu, accepted = run_pattern(port, forged, 256, pid)
+    assert accepted == 0
+    out["submit_rejected_16x256"] = (rate, "flags/s")
+    out["submit_rejected_16x256_cpu_server"] = (cpu, "us/flag")
+    one_source, one_team = sources[0]
+    single = flags_for(codec, one_team, teams, services, 3000, offset - 10 * flags // (teams * services * 16) - 20)
+    rate, cpu, accepted = run_pattern(port, [(one_source, [f.encode() for f in single])], 1, pid)
+    assert accepted == len(single), f"{accepted} accepted of {len(single)}"
+    out["submit_accepted_one_per_write"] = (rate, "flags/s")
+    out["submit_accepted_one_per_write_cpu_server"] = (cpu, "us/flag")
+    rate, cpu, accepted = run_pattern(port, [(one_source, [wrong_mac(f.decode()) for f in valid[0][1]] * 4)], 1, pid)
+    out["submit_rejected_one_per_write"] = (rate, "flags/s")
+    out["submit_rejected_one_per_write_cpu_server"] = (cpu, "us/flag")
+    return out
+
+
 def run_http(url: str, config, per_client: dict[int, list[str]], batch: int) -> tuple[int, float]:
     def client(team: int, flags: list[str]) -> int:
         session = requests.Session()
@@ -100,6 +175,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (attacking teams)")
     parser.add_argument("--flags", type=int, default=30000, help="flags per client per run")
     parser.add_argument("--batch", type=int, default=500, help="flags per write / PUT")
+    parser.add_argument("--connections", type=int, default=16, help="connections of the side-by-side patterns")
+    parser.add_argument("--pattern-flags", type=int, default=96000,
+                        help="distinct valid flags of the 16x256 pattern (5x as many forged ones)")
     args = parser.parse_args()
     teams, services = args.clients + 1, 4
     with bench_game(teams, services, flag_lifetime=100000) as (config, store, work):
@@ -144,6 +222,9 @@ def main() -> None:
             rejected, took = run_tcp("faust", tcp_ports["faust"], config, garbage, args.batch)
             assert rejected == 0
             figures["submit_tcp_faust_rejected_garbage"] = args.clients * args.flags / took
+            console.log(f"patterns: {args.connections} connections x 256 in flight, then one flag per write")
+            side_by_side = patterns(config, codec, teams, services, tcp_ports["faust"], pids["submit"],
+                                    args.connections, args.pattern_flags, offset - 50)
         finally:
             for proc in procs:
                 proc.stop()
@@ -158,6 +239,11 @@ def main() -> None:
         bench(name, value, "us/flag")
     tcp = [v for k, v in figures.items() if k.startswith("submit_tcp_") and k.endswith("_accepted")]
     bench("submit_tcp_accepted_vs_floor_20000", min(tcp) / 20000, "x")
+    for name, (value, unit) in side_by_side.items():
+        bench(name, value, unit)
+    for name, floor in (("submit_rejected_16x256", 300_000), ("submit_rejected_one_per_write", 20_000),
+                        ("submit_accepted_16x256", 60_000)):
+        bench(f"{name}_vs_floor_{floor}", side_by_side[name][0] / floor, "x")
 
 
 if __name__ == "__main__":
