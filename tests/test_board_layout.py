@@ -4,6 +4,7 @@ every team row and every status cell lies inside the viewport with no page scrol
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -242,5 +243,18 @@ def test_empty_panels_show_placeholders_in_both_languages(browser, empty):
             page.wait_for_selector(selector, state="hidden")
         assert page.locator("#history-empty").is_visible() and page.locator("#announcements-empty").is_visible()
         assert "team2" in page.locator("#first-bloods").inner_text()
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_times_are_24_hour_clock_times_in_the_page_language(browser, full, lang):
+    """A projector's browser may run in English: the board's times follow the page's language."""
+    page = open_board(browser, full.url + f"/?lang={lang}", 1280, 720)
+    try:
+        page.wait_for_selector("#attack-feed li .time")
+        times = page.eval_on_selector_all("#attack-feed li .time, #announcements .time",
+                                          "els => els.map(e => e.textContent)")
+        assert times and all(re.fullmatch(r"\d{2}:\d{2}:\d{2}", t.strip()) for t in times), times[:3]
     finally:
         page.close()

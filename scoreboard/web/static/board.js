@@ -26,7 +26,10 @@
     var found = (board.services || []).find(function (x) { return x.id === id; });
     return found ? found.name : "#" + id;
   }
-  function clock(ts) { return new Date(ts * 1000).toLocaleTimeString(); }
+  // 24-hour clock times in the page's language, not the browser's (a projector's browser may be English)
+  function clock(ts) {
+    return new Date(ts * 1000).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+  }
 
   function applyTexts() {
     document.documentElement.lang = lang;
