@@ -213,7 +213,8 @@ class Limits(_Model):
     line_length: int = Field(256, ge=40)
     request_bytes: int = Field(2_000_000, ge=1024)
     batch_size: int = Field(5000, ge=1)
-    rate_per_team: int = Field(20000, ge=1, description="flags per second per team, all processes together")
+    rate_per_team: int = Field(20000, ge=1, description="flags to decide (well-formed, signed, of another team) "
+                               "per second per team, all processes together")
     connections_per_source: int = Field(64, ge=1, description="open connections per source address")
     connections_per_network: int = Field(256, ge=1, description="open connections per team network "
                                          "(or per /24 outside every team network)")

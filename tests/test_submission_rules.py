@@ -100,8 +100,9 @@ def test_rate_limit_denies_flags_past_the_budget(make_game):
     config.submission.limits.rate_per_team = 10
     start_at_round(store, 1)
     subs = Submissions(store)
-    results = verdicts(subs, 1, [flag_of(store, 1, 2, 1, s) for s in range(15)])
-    assert results == [Verdict.ACCEPTED] * 10 + [Verdict.RATE_LIMITED] * 5
+    results = verdicts(subs, 1, ["junk"] * 20 + [flag_of(store, 1, 2, 1, s) for s in range(15)])
+    # only flags that need the submit script count: garbage is judged whatever the rate
+    assert results == [Verdict.INVALID] * 20 + [Verdict.ACCEPTED] * 10 + [Verdict.RATE_LIMITED] * 5
 
 
 def test_redis_down_gives_error_verdicts_not_a_crash(make_game):

@@ -106,11 +106,16 @@ def test_http_strips_whitespace_like_tcp_and_gives_back_each_flag_as_sent(web):
 def test_http_rate_limit_answers_per_flag_in_the_list_shape(web):
     config, store, url = web
     token = config.team(1).token
-    first = _put(url, token, ["a", "b", "c", "d"])  # 3 per second: the fourth is over
-    assert [a["msg"] for a in first.json()][-1] == f"[d] {TEXTS[Verdict.RATE_LIMITED]}"
-    for _ in range(50):  # a slow machine may let a new second begin in between: go on until one is over
-        over = _put(url, token, ["e", "f"])
+    fresh = iter(flag_of(store, 2, victim, service, slot) for slot in range(16) for victim in (2, 3)
+                 for service in (1, 2))
+    batch = [next(fresh) for _ in range(4)]
+    first = _put(url, token, [*batch, "junk"])  # 3 flags to decide per second: the fourth is over
+    assert [a["msg"] for a in first.json()][3:] == [f"[{batch[3]}] {TEXTS[Verdict.RATE_LIMITED]}",
+                                                     f"[junk] {TEXTS[Verdict.INVALID]}"]  # garbage is still judged
+    for _ in range(20):  # a slow machine may let a new second begin in between: go on until one is over
+        pair = [next(fresh), next(fresh)]
+        over = _put(url, token, pair)
         if over.status_code == 429:
             break
     assert over.status_code == 429
-    assert over.json() == [{"flag": f, "status": False, "msg": f"[{f}] {TEXTS[Verdict.RATE_LIMITED]}"} for f in "ef"]
+    assert over.json() == [{"flag": f, "status": False, "msg": f"[{f}] {TEXTS[Verdict.RATE_LIMITED]}"} for f in pair]

@@ -30,6 +30,13 @@ class Batch:
     candidates: list[tuple[str, int, int, int]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
 
+    def limit(self, granted: int) -> None:
+        """Deny the candidates past the first `granted` (the team's rate): only flags that
+        would cost the submit script count against the rate, garbage is judged for free."""
+        for position in self.positions[granted:]:
+            self.results[position] = _RATE_LIMITED
+        del self.candidates[granted:], self.positions[granted:]
+
 
 class Judge:
     """Pre- and post-processing of submissions for one game (build it from the effective
@@ -44,11 +51,9 @@ class Judge:
         self.team_ids = {t.id for t in config.teams}
         self.service_ids = {s.id for s in config.services if s.enabled}
 
-    def prepare(self, attacker: TeamID, flags: list[str | bytes], granted: int | None = None) -> Batch:
-        """Decide what can be decided without Redis; queue the rest.
-
-        Flags from position ``granted`` on (past the team's rate budget) are denied.
-        """
+    def prepare(self, attacker: TeamID, flags: list[str | bytes]) -> Batch:
+        """Decide what can be decided without Redis; queue the rest (`Batch.limit` then
+        applies the team's rate to what is queued)."""
         if attacker not in self.team_ids:  # disabled mid-session, or never a team
             return Batch(attacker, [Result(Verdict.UNKNOWN_TEAM)] * len(flags))
         if attacker in self.nop_teams:
@@ -56,9 +61,6 @@ class Judge:
         batch = Batch(attacker, [None] * len(flags))
         check, results = self.codec.check, batch.results
         for index, flag in enumerate(flags):
-            if granted is not None and index >= granted:
-                results[index] = _RATE_LIMITED
-                continue
             info = check(flag)
             if info is None or info.team not in self.team_ids or info.service not in self.service_ids:
                 results[index] = _INVALID

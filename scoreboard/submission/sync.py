@@ -29,11 +29,13 @@ class Submissions:
         self.history = SubmissionHistory(store)
 
     def submit(self, team: TeamID, flags: list[str], channel: str = "http") -> list[Result]:
-        """Verdicts for one team's flags, in order; flags past the team's rate are denied.
+        """Verdicts for one team's flags, in order; flags to decide past the team's rate are denied.
         They are buffered for the team's history under `channel` ("http", "portal") and
         denials counted; only flags that need the submit script cost a Redis call."""
         judge = self.judges.get()
-        batch = judge.prepare(team, flags, self.rate.take(team, len(flags)))
+        batch = judge.prepare(team, flags)
+        if batch.candidates:
+            batch.limit(self.rate.take(team, len(batch.candidates)))
         try:
             results = judge.finish(batch, self.store.submit(team, batch.candidates))
         except redis.RedisError:

@@ -315,11 +315,14 @@ class SubmissionServer:
         limit = self.limits.line_length
         flags = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
         judge = self.judges.get()
-        granted = self.rate.take_leased(team, len(flags))
-        if granted is None:  # a few times a second per busy team
-            await asyncio.to_thread(self.rate.refill, team, len(flags))
-            granted = self.rate.take_leased(team, len(flags)) or 0
-        batch = judge.prepare(team, flags, granted)
+        batch = judge.prepare(team, flags)
+        if batch.candidates:  # only they count against the rate: garbage costs no Redis call at all
+            wanted = len(batch.candidates)
+            granted = self.rate.take_leased(team, wanted)
+            if granted is None:  # a few times a second per busy team
+                await asyncio.to_thread(self.rate.refill, team, wanted)
+                granted = self.rate.take_leased(team, wanted) or 0
+            batch.limit(granted)
         try:
             answers = await self.submitter.submit(team, batch.candidates)
         except Exception:
