@@ -1,10 +1,11 @@
 """The TCP submission server: one asyncio loop, one listening port per dialect.
 
 Reads whatever a client sends, answers every complete line in order with one write per
-read, and runs one submit script call per read, so a farm that sends its whole batch in
-one segment gets its answers at once. Limits (line length, per-team rate, connection
-budgets, idle and session timeouts, lockout after wrong tokens) answer or close; nothing
-a client sends can stop the server.
+read, and runs at most one submit script call per read (none when every flag of it is
+denied in memory), so a farm that sends its whole batch in one segment gets its answers at
+once. Limits (line length: an overlong line is judged invalid; per-team rate, connection
+budgets, idle and session timeouts, lockout after wrong tokens) answer or close; nothing a
+client sends can stop the server.
 
 Connections are accepted by hand rather than by `asyncio.start_server`: each is counted
 against a `ConnectionBudget` (per source, per team network or /24, in total below the
