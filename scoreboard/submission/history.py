@@ -58,6 +58,19 @@ def team_history(store: GameStore, team: TeamID) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: -e["t"])  # processes flush about once a second each: put in time order
 
 
+def _denials(results: Sequence[Result]) -> Counter[str]:
+    """Denied flags by verdict. Counted by object identity first (in C: a flood's results are
+    mostly the same few shared objects), then by verdict."""
+    by_id = Counter(map(id, results))
+    objects = dict(zip(map(id, results), results, strict=True))
+    denied: Counter[str] = Counter()
+    for key, count in by_id.items():
+        verdict = objects[key].verdict
+        if verdict is not Verdict.ACCEPTED:
+            denied[verdict.value] += count
+    return denied
+
+
 class SubmissionHistory:
     """The buffer of one process; `record` on the flag path, `flush` from a background task."""
 
@@ -75,7 +88,7 @@ class SubmissionHistory:
         newest `keep` can survive, so only those are looked at; no team: only counted)."""
         if not flags:
             return
-        denied = Counter(r.verdict.value for r in results if r.verdict is not Verdict.ACCEPTED)
+        denied = _denials(results)
         now = time.time()
         cut = [f[:FLAG_CHARS] for f in flags[-self.keep:]]  # a long line must not stay referenced
         with self._lock:
