@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -58,17 +58,28 @@ def team_history(store: GameStore, team: TeamID) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: -e["t"])  # processes flush about once a second each: put in time order
 
 
-def _denials(results: Sequence[Result]) -> Counter[str]:
-    """Denied flags by verdict. Counted by object identity first (in C: a flood's results are
-    mostly the same few shared objects), then by verdict."""
-    by_id = Counter(map(id, results))
-    objects = dict(zip(map(id, results), results, strict=True))
-    denied: Counter[str] = Counter()
-    for key, count in by_id.items():
-        verdict = objects[key].verdict
-        if verdict is not Verdict.ACCEPTED:
-            denied[verdict.value] += count
+SMALL_BATCH = 32  # up to this many results are counted in a plain loop (a Counter's setup costs more)
+
+
+def _denials(results: Sequence[Result]) -> dict[str, int]:
+    """Denied flags by verdict. A large batch is counted by object identity first (in C: a
+    flood's results are mostly the same few shared objects), then by verdict."""
+    denied: dict[str, int] = {}
+    if len(results) <= SMALL_BATCH:
+        pairs: Iterable[tuple[Result, int]] = ((r, 1) for r in results)
+    else:
+        objects = dict(zip(map(id, results), results, strict=True))
+        pairs = ((objects[key], count) for key, count in Counter(map(id, results)).items())
+    for result, count in pairs:
+        if result.verdict is not Verdict.ACCEPTED:
+            name = result.verdict.value
+            denied[name] = denied.get(name, 0) + count
     return denied
+
+
+def _add(into: dict[str, int], counts: dict[str, int]) -> None:
+    for name, count in counts.items():
+        into[name] = into.get(name, 0) + count
 
 
 class SubmissionHistory:
@@ -78,7 +89,7 @@ class SubmissionHistory:
         self.store = store
         self.keep = keep
         self._pending: dict[TeamID, deque[_Entry]] = {}
-        self._denied: Counter[str] = Counter()  # verdict -> denied flags since the last flush
+        self._denied: dict[str, int] = {}  # verdict -> denied flags since the last flush
         self._lock = threading.Lock()  # record (event loop, request) against flush (a thread)
         self._flusher: threading.Thread | None = None
 
@@ -92,7 +103,7 @@ class SubmissionHistory:
         now = time.time()
         cut = [f[:FLAG_CHARS] for f in flags[-self.keep:]]  # a long line must not stay referenced
         with self._lock:
-            self._denied.update(denied)
+            _add(self._denied, denied)
             if team is None:
                 return
             entries = self._pending.get(team)
@@ -108,7 +119,7 @@ class SubmissionHistory:
     def flush(self) -> None:
         """Write what is buffered, one pipeline for every team; kept for the next flush if Redis fails."""
         with self._lock:
-            (taken, self._pending), (denied, self._denied) = (self._pending, {}), (self._denied, Counter())
+            (taken, self._pending), (denied, self._denied) = (self._pending, {}), (self._denied, {})
         if not taken and not denied:
             return
         try:
@@ -117,7 +128,7 @@ class SubmissionHistory:
         except redis.RedisError as exc:
             log.warning("submission history and denial counts not written, retrying: %s", exc)
             with self._lock:
-                self._denied.update(denied)
+                _add(self._denied, denied)
                 for team, older in taken.items():
                     merged = deque(older, maxlen=self.keep)
                     merged.extend(self._pending.get(team, ()))
