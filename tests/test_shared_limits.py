@@ -9,7 +9,7 @@ import time
 import requests
 
 from scoreboard.submission.limits import SharedRate, TokenGuard
-from scoreboard.submission.tcp import TOKEN_LOCKED
+from scoreboard.submission.session import TOKEN_LOCKED
 from tests.game_helpers import start_at_round
 from tests.submit_helpers import tcp_server
 from tests.test_hostile_input import forcad_attempt
