@@ -284,8 +284,7 @@ class SubmissionServer:
     def _reply(self, dialect: Dialect, team: TeamID | None, flags: list[bytes], results: list[Result]) -> bytes:
         """Record the verdicts in the history; return all reply lines as one block."""
         self.history.record(team, dialect.name, flags, results)
-        limit, reply = self.limits.line_length, dialect.reply
-        return b"".join([reply(f, r, limit) for f, r in zip(flags, results, strict=True)])
+        return dialect.replies(flags, results, self.limits.line_length)
 
     async def _admit(self, dialect: Dialect, conn: socket.socket, ticket: Ticket) -> None:
         """Hand an admitted connection to its `Session` (which gives its ticket back)."""
