@@ -95,8 +95,8 @@ class Dialect:
         Built by C loops: a batch's results are mostly a few shared objects, so each distinct
         one's tail is found once (by identity: every result is alive in `results` meanwhile),
         and a batch of plain ASCII lines is echoed as is."""
-        if not lines:
-            return b""
+        if len(lines) <= 1:  # one flag per write: a player's loop
+            return self.head + echo(lines[0], limit) + self.tail_bytes(results[0]) if lines else b""
         distinct = dict(zip(map(id, results), results, strict=True))
         tails = {key: self.tail_bytes(result) for key, result in distinct.items()}
         joined = b"".join(lines)

@@ -68,6 +68,8 @@ class LineBuffer:
         arrives in pieces (so its verdict does not depend on segmentation)."""
         *complete, self.data = self.data.split(b"\n", most)
         keep = self.line_length + 1
+        if not complete or max(map(len, complete)) < keep:
+            return complete
         return [line if len(line) < keep else line[:keep] for line in complete]
 
 
@@ -167,13 +169,10 @@ class Session(asyncio.Protocol):
                     return
                 self._hand_over(self._identify(token.strip().decode("utf-8", "replace")))
                 return
-            complete = lines.take(BATCH_LINES)
-            if dialect.empty_line_ends:
-                for index, line in enumerate(complete):
-                    if not line.strip():
-                        complete, self.ending = complete[:index], True
-                        break
-            flags = [line.strip() for line in complete if line.strip()]
+            stripped = list(map(bytes.strip, lines.take(BATCH_LINES)))
+            if dialect.empty_line_ends and b"" in stripped:  # the lines after it are not answered
+                stripped, self.ending = stripped[:stripped.index(b"")], True
+            flags = [flag for flag in stripped if flag] if b"" in stripped else stripped
             if flags:
                 if not dialect.by_token:  # added, disabled or readdressed since the last read
                     directory = self.server.teams.get()

@@ -251,7 +251,8 @@ class SubmissionServer:
         if team is None:
             return self._reply(dialect, team, flags, [_UNKNOWN_TEAM] * len(flags))
         limit = self.limits.line_length
-        flags_in = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
+        flags_in = flags if max(map(len, flags)) <= limit else [b"" if len(f) > limit else f for f in flags]
+        # (a too-long line is no flag)
         judge = self.judges.get()
         batch = judge.prepare(team, flags_in)
         rated = True
