@@ -33,6 +33,7 @@ import errno
 import functools
 import logging
 import math
+import os
 import signal
 import socket
 import struct
@@ -60,6 +61,7 @@ accept_log.addFilter(ThrottledLog())
 BACKLOG = 4096  # connections the kernel queues before accept() (capped by net.core.somaxconn): room for bursts
 ACCEPT_BATCH = 256  # connections accepted per wake-up of a listener, so reads are served in between
 ACCEPT_RETRY_SECONDS = 0.1
+PROCESS_LEASE_SECONDS = 5.0  # a killed submit server stops counting among the live ones after this
 SWEEP_SECONDS = 0.5  # sessions are closed at most this long past a deadline (sooner with short timeouts)
 FOLLOW_SECONDS = 1.0
 REFUSALS_LOG_SECONDS = 10.0  # refusals are logged as one summary per this interval, never one by one
@@ -138,6 +140,7 @@ class SubmissionServer:
         self.budget = ConnectionBudget(self.limits.connections_per_source, self.limits.connections_per_network,
                                        total_cap(self.limits.connections_total), self._network_of)
         self.accept_errors = 0
+        self.member = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"  # in the live submit servers
         self.token_guard = TokenGuard(submitter.store, self.limits.token_failures, self.limits.token_lockout)
         self.listeners: list[socket.socket] = []
         self.sessions: set[Session] = set()
@@ -154,6 +157,7 @@ class SubmissionServer:
         listening there); return dialect -> bound port."""
         sub = self.config.submission
         await asyncio.to_thread(self.game.refresh)
+        await asyncio.to_thread(self._register)  # a joining process takes its share from the start
         self._background = [asyncio.create_task(self._follow_game()), asyncio.create_task(self._sweep())]
         wanted = ports if ports is not None else {
             "faust": sub.faust_port, "ructf": sub.ructf_port, "forcad": sub.forcad_port}
@@ -182,6 +186,8 @@ class SubmissionServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.sleep(0)  # the aborted sessions' connection_lost
         await asyncio.to_thread(self.history.flush)
+        with contextlib.suppress(Exception):  # Redis down: the lease ends by itself
+            await asyncio.to_thread(self.submitter.store.leave_processes, "submit", self.member)
 
     def _resume(self, sock: socket.socket, dialect: Dialect) -> None:
         if sock.fileno() != -1:  # not closed meanwhile
@@ -227,10 +233,16 @@ class SubmissionServer:
             counts["tcp_accept_errors"] = self.accept_errors
             try:
                 await asyncio.to_thread(self.game.refresh)
+                await asyncio.to_thread(self._register)
                 await asyncio.to_thread(self._publish, counts)
                 await asyncio.to_thread(self.history.flush)
             except Exception:  # a bug here must not freeze the game as it is
                 log.exception("reading the effective game, publishing the counts or writing the history failed")
+
+    def _register(self) -> None:
+        """Renew this process's lease among the game's submit servers and take its share of
+        the connection caps (SO_REUSEPORT or a balancer spreads connections over all of them)."""
+        self.budget.share(self.submitter.store.live_processes("submit", self.member, PROCESS_LEASE_SECONDS))
 
     def _log_refusals(self) -> None:
         """One line for the refusals since the last one: how many, and the sources refused most."""
