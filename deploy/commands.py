@@ -140,7 +140,8 @@ def deploy_status(config_path: str) -> None:
     table = Table("team", "service", "state", "box address", "published", "health", title="game boxes")
     colors = {"running": "green", "ok": "green", "down": "red", "missing": "red", "exited": "red"}
     for row in rows:
-        table.add_row(row.team, row.service, f"[{colors.get(row.state, 'yellow')}]{row.state}",
+        state = row.state.split()[0]  # swarm mode adds "on <node>"
+        table.add_row(row.team, row.service, f"[{colors.get(state, 'yellow')}]{row.state}",
                       row.address, row.published, f"[{colors.get(row.health, 'white')}]{row.health}")
     Console().print(table)
 

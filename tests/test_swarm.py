@@ -23,9 +23,12 @@ import idna
 import pytest
 import requests
 import urllib3
+import yaml
+from click.testing import CliRunner
 
 from checker.lib.outcome import perform
 from deploy import boxes, images, network, swarm, swarm_cluster
+from deploy.cli import main
 from deploy.flagfile import write_flag
 from scoreboard import access
 from scoreboard.config import ConfigError, parse_config
@@ -228,6 +231,20 @@ def test_status_names_each_boxs_node_and_health(game):
     assert len(rows) == 12
     assert all(r.state.startswith("running on node") for r in rows), rows
     wait_until("every box healthy", lambda: all(r.health == "ok" for r in boxes.status(game)), deadline=60)
+
+
+def test_deploy_commands_work_in_swarm_mode(game, tmp_path):
+    game_file = tmp_path / "game.yml"
+    data = game.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude={"base_dir"})
+    game_file.write_text(yaml.safe_dump(data))
+    runner = CliRunner()
+    status = runner.invoke(main, ["deploy", "status", "-c", str(game_file)], terminal_width=200)
+    assert status.exit_code == 0, status.output
+    assert status.output.count("running on node") == 12
+    valid = runner.invoke(main, ["validate", str(game_file)])
+    assert valid.exit_code == 0 and "3 teams" in valid.output, valid.output
+    built = runner.invoke(main, ["images", "build", "-c", str(game_file)])
+    assert built.exit_code == 0 and "4 challenge image(s) on every swarm node" in built.output, built.output
 
 
 def test_constraints_by_node_label_place_the_boxes(cluster, session_tag):
