@@ -253,11 +253,12 @@ def test_constraints_by_node_label_place_the_boxes(cluster, session_tag):
             "challenge": str(ROOT / "tests" / "deploy_challenge"), "flag_mode": "file"}
     config = swarm_game(f"{session_tag}l", cluster.engines, teams=2, challenges=[pong], ssh=False,
                         box_subnet="10.236.0.0/16",
-                        swarm={"teams": {"team1": ["node.labels.adrange.rack==c"], "2": ["node.hostname==node1"]}})
+                        swarm={"teams": {"team1": ["node.labels.adrange.rack==c"], "2": ["node.hostname!=node3"]},
+                               "services": {"pong": ["node.role==worker"]}})  # node 1 is the manager
     try:
         assert boxes.up(config) == Counter(created=2)
         placed = where(config)
-        assert node_index(cluster, placed[(1, 1)].node) == 2 and node_index(cluster, placed[(2, 1)].node) == 0
+        assert node_index(cluster, placed[(1, 1)].node) == 2 and node_index(cluster, placed[(2, 1)].node) == 1
     finally:
         assert boxes.down(config) == Counter(removed=2, networks=1)
 
