@@ -13,7 +13,9 @@ memory and pids limits, the tmpfs scratch mounts (``/dev/shm`` one of them), the
 log, DNS forwarding to an address where nothing answers. Swarm cannot say
 no-new-privileges: the entrypoint runs the supervisor under ``setpriv --no-new-privs``,
 so every process of the box but tini has it. ``/srv`` is a named volume on the node (Docker
-copies the image's /srv in; kept across restarts on that node, new with a new image).
+copies the image's /srv in; kept across restarts on that node, new with a new image), not
+capped: a loop-device disk cannot be made for a node only Swarm picks (README "Swarm" lists
+what Swarm cannot express and what is done instead).
 
 `up` compares each service's ``adrange.spec`` label with what the game file asks for:
 equal ones are left alone, different ones updated in place, unwanted ones removed; then
