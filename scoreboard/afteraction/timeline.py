@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import collections
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from ..config import GameConfig
 from ..ranking import rank
 from ..scoring.replay import Replay
 from ..types import GameState, Round, ServiceID, Status, TeamID
-from ..web.board_data import RECENT_ATTACKS, attack_of, stream_time
+from ..web.board_data import RECENT_ATTACKS, BoardData, attack_of, stream_time
 from .record import GameRecord
 
 Box = tuple[TeamID, ServiceID]
@@ -149,6 +149,40 @@ class PastStore:
 
     def announcements(self) -> list[dict[str, Any]]:
         return list(self._news)
+
+
+class _Game:
+    """The effective game as `BoardData` asks for it (it never changes in a replay)."""
+
+    def __init__(self, config: GameConfig) -> None:
+        self.config = config
+
+    def current(self) -> GameConfig:
+        return self.config
+
+
+class PastBoard(BoardData):
+    """The board's pieces built from a `PastStore`, at the time `clock()` (default: its last step).
+
+    The public view of the truth, never frozen (the freeze hid the end of the game from the
+    players during the game; afterwards everyone may see it)."""
+
+    def __init__(self, config: GameConfig, past: PastStore, clock: Callable[[], float] | None = None) -> None:
+        unfrozen = config.model_copy(update={"game": config.game.model_copy(update={"freeze_at": None})})
+        super().__init__(unfrozen, past, _Game(config))  # type: ignore[arg-type]
+        self.past = past
+        self.clock = clock or (lambda: past.clock)
+
+    def round_info(self) -> dict[str, Any]:
+        state = self.past.state()
+        seconds, now = self.base.game.round_seconds, self.clock()
+        remaining = None
+        if state["round"] and state["round_start"]:
+            end = state["round_start"] + seconds
+            remaining = max(0.0, end - (state["paused_at"] if state["state"] == GameState.PAUSED else now))
+        return {"round": state["round"], "state": state["state"].value, "round_start": state["round_start"],
+                "round_seconds": seconds, "closed_round": state["closed_round"], "remaining": remaining,
+                "server_time": now}
 
 
 class Timeline:
