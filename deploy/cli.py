@@ -295,6 +295,41 @@ def replay_command(game: Path, config_path: str | None, speed: float, start_roun
     serve_replay(timeline, host, port, speed, start_round, paused)
 
 
+@main.command("report")
+@click.argument("game", type=click.Path(path_type=Path), required=False)
+@click.option("-c", "--config", "config_path", default=None, envvar="ADRANGE_CONFIG",
+              help="the game file (live Redis; default game.yml when no GAME), or with an export folder the "
+              "game file for an export written before exports kept the scoring setup")
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder to write (default report-<game>)")
+@click.option("--lang", type=click.Choice(["zh", "en", "both"]), default="both", show_default=True)
+@click.option("--no-pdf", is_flag=True, help="write the HTML only")
+@click.option("--chromium", default="/usr/bin/chromium", show_default=True, help="the Chromium that prints the PDF")
+def report_command(game: Path | None, config_path: str | None, folder: Path | None, lang: str, no_pdf: bool,
+                   chromium: str) -> None:
+    """Write the after-action report: one self-contained HTML file (opens offline) and its PDF
+    per language. GAME: an export folder (`adrange export`); without it, the game of -c in live Redis."""
+    from rich.console import Console
+
+    from scoreboard.afteraction.report import ReportError, write_reports
+
+    if game is None:
+        game, config_path = Path(config_path or "game.yml"), None
+    record = _record_or_exit(game, config_path)
+    folder = folder or Path(f"report-{record.config.game.name}")
+    languages = ("zh", "en") if lang == "both" else (lang,)
+    console = Console(stderr=True)
+    try:
+        with console.status("writing the report") as status:
+            written = write_reports(record, folder, languages, pdf=not no_pdf, chromium=chromium,
+                                    progress=lambda what: status.update(what))
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in written:
+        click.echo(f"{item.lang}: wrote {item.html}" + (f" and {item.pdf}" if item.pdf else "")
+                   + f" in {item.seconds:.1f} s")
+
+
 @main.command("web")
 @config_option
 @click.option("--host", default=None, help="listen address (default web.host)")
