@@ -12,15 +12,27 @@ admin renames team4 in round 4. The game ends after round 6.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import redis
+
+from deploy.redis_server import free_port
+from scoreboard.config import GameConfig, parse_config
 from scoreboard.store import GameStore
 from scoreboard.submission.sync import Submissions
 from scoreboard.types import GameState, Status
+from tests.conftest import game_data
 from tests.game_helpers import flag_of, start_at_round
+from tests.processes import ROOT, Process, write_game
+from tests.web_helpers import wait_until
 
 TEAMS, SERVICES, ROUNDS = 4, 2, 6
-RENAMED = "team4·改名"
+RENAMED = "改名 $x$ <script>window.pwned=1</script>"  # Chinese, mathtext and markup: shown as text
 
 
 def _status(round_: int, team: int, service: int) -> Status | None:
@@ -79,3 +91,43 @@ def play_game(store: GameStore) -> None:
             assert all(r.accepted for r in subs.submit(2, [flag_of(store, 5, 4, 2)]))
         time.sleep(0.01)
     store.set_state(GameState.OVER, actor="ticker", reason="scheduled end reached")
+
+
+@dataclass
+class Recorded:
+    """A played game: its file, config, live store, and its `adrange export` folder."""
+
+    path: Path
+    config: GameConfig
+    store: GameStore
+    export: Path
+
+
+def adrange(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run an `adrange` command to its end."""
+    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def record_game(redis_url: str, work: Path, formula: str = "faust", first_bloods: bool = False) -> Recorded:
+    """Play the game (scored by `formula`) and export it with the real `adrange export`;
+    `first_bloods`: let a real `adrange web` (its board follower) record the first bloods first,
+    as it does during a game."""
+    work.mkdir(parents=True, exist_ok=True)
+    data = game_data(redis_url, teams=TEAMS, services=SERVICES, scoring={"formula": formula})
+    config = parse_config(data)
+    store = GameStore(config, redis.Redis.from_url(redis_url, decode_responses=True))
+    store.init()
+    play_game(store)
+    path = write_game(work / "game.yml", data)
+    if first_bloods:
+        port = free_port()
+        web = Process(["web", "-c", str(path), "--port", str(port)], work, "web").start(("127.0.0.1", port))
+        try:
+            wait_until(lambda: len(store.first_bloods()) == SERVICES, timeout=30, what="first bloods recorded")
+        finally:
+            web.stop()
+    export = work / "export"
+    done = adrange("export", "-c", str(path), "-o", str(export))
+    assert done.returncode == 0, done.stderr
+    return Recorded(path, config, store, export)

@@ -57,7 +57,7 @@ def _fonts() -> list[str]:
 
 
 def _figure(width: float, height: float) -> tuple[plt.Figure, plt.Axes]:
-    plt.rcParams.update({"font.family": _fonts(), "font.size": 10, "svg.fonttype": "path",
+    plt.rcParams.update({"font.family": _fonts(), "font.size": 10, "svg.fonttype": "path", "text.parse_math": False,
                          "axes.spines.top": False, "axes.spines.right": False})
     return plt.subplots(figsize=(width, height), layout="constrained")
 

@@ -1,0 +1,179 @@
+"""`adrange replay`: the game replayed from its event streams equals the live history, round
+by round to the last digit, from live Redis and from an export folder; the replay server
+feeds the real board page, which shows the right ranking at a scrubbed round."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deploy.redis_server import free_port
+from scoreboard.afteraction.record import RecordError, from_folder, from_store, load
+from scoreboard.afteraction.timeline import PastBoard, Timeline, differences
+from scoreboard.effective import apply_overrides
+from scoreboard.scoring.replay import normalize
+from scoreboard.web.board_data import BoardData
+from tests.afteraction_helpers import RENAMED, ROUNDS, adrange, record_game
+from tests.processes import Process
+from tests.web_helpers import Spectator
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(params=["faust", "rating", "awd"])
+def recorded(request, redis_server, tmp_path):
+    return record_game(redis_server.url, tmp_path / "game", request.param)
+
+
+@pytest.fixture
+def faust_game(redis_server, tmp_path):
+    return record_game(redis_server.url, tmp_path / "game", "faust")
+
+
+def _live_counters_after(store, round_: int) -> dict:
+    """The counters the close script kept for a round (the live history's source)."""
+    raw = json.loads(store.redis.hget(store.keys.history, round_))
+    return {tuple(int(x) for x in box.split(":")): normalize(c) for box, c in raw.items()}
+
+
+def test_replay_equals_live_history_every_round(recorded):
+    store = recorded.store
+    effective = apply_overrides(store.config, store.overrides())
+    live = store.history(effective)
+    assert sorted(live) == list(range(1, ROUNDS + 1))
+    for record in (from_store(store), from_folder(recorded.export)):
+        timeline = Timeline(record)
+        assert differences(timeline) == []
+        replayed = timeline.history()
+        assert replayed == live  # every round, every team: (total, rank), exact floats
+        for round_, index in timeline.closes.items():  # the counters behind them, box by box
+            counters = timeline.store_at(index).counters()
+            scored = {box: c for box, c in counters.items() if box in _live_counters_after(store, round_)}
+            assert scored == _live_counters_after(store, round_), round_
+        final = PastBoard(record.config, timeline.final()).ranking()
+        assert final == BoardData(store.config, store).ranking(public=False)
+        assert RENAMED in [row["name"] for row in final]  # the admin's rename, as the live board shows it
+
+
+def test_export_folder_alone_rebuilds_the_scoring(faust_game):
+    record = from_folder(faust_game.export)
+    assert record.config.game.scoring == faust_game.config.game.scoring
+    assert [(t.id, t.name) for t in record.config.playing_teams] == [
+        (t.id, t.name) for t in apply_overrides(faust_game.config, faust_game.store.overrides()).playing_teams]
+
+
+def test_cli_check_says_equal_and_names_a_difference(faust_game, tmp_path):
+    for game in (faust_game.export, faust_game.path):
+        done = adrange("replay", str(game), "--check")
+        assert done.returncode == 0, done.stderr
+        assert f"({ROUNDS} rounds) equal the live history" in done.stdout
+    broken = tmp_path / "broken"
+    shutil.copytree(faust_game.export, broken)
+    captures = (broken / "events" / "capture.jsonl").read_text().splitlines()
+    (broken / "events" / "capture.jsonl").write_text("\n".join(captures[:3] + captures[4:]) + "\n")
+    done = adrange("replay", str(broken), "--check")
+    assert done.returncode == 1
+    assert "differs from the live history" in done.stderr and "round 2" in done.stderr
+
+
+def test_bad_records_get_clear_errors(faust_game, tmp_path):
+    with pytest.raises(RecordError, match=r"scoreboard\.json: missing"):
+        load(tmp_path)
+    bad = tmp_path / "bad"
+    shutil.copytree(faust_game.export, bad)
+    with (bad / "events" / "round.jsonl").open("a") as out:
+        out.write("{not json\n")
+    with pytest.raises(RecordError, match=r"round.jsonl line 13: not JSON"):
+        load(bad)
+    old = tmp_path / "old"
+    shutil.copytree(faust_game.export, old)
+    board = json.loads((old / "scoreboard.json").read_text())
+    del board["setup"]
+    (old / "scoreboard.json").write_text(json.dumps(board))
+    with pytest.raises(RecordError, match=r"no 'setup'.*-c game\.yml"):
+        load(old)
+    assert Timeline(load(old, faust_game.path)).history() == faust_game.store.history(
+        apply_overrides(faust_game.config, faust_game.store.overrides()))
+    done = adrange("replay", str(tmp_path / "nowhere"))
+    assert done.returncode == 1 and "no such game file or export folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def replay_server(faust_game):
+    port = free_port()
+    process = Process(["replay", str(faust_game.export), "--port", str(port), "--paused", "--speed", "1"],
+                      faust_game.path.parent, "replay").start(("127.0.0.1", port))
+    yield f"http://127.0.0.1:{port}", faust_game
+    process.stop()
+
+
+def _expected_rows(game, round_: int) -> list[tuple[str, int, float]]:
+    """(name, rank, total as the board rounds it) of the live history after `round_`."""
+    config = apply_overrides(game.config, game.store.overrides())
+    names = {t.id: t.name for t in config.playing_teams}
+    rows = sorted(game.store.history(config)[round_].items(), key=lambda kv: (kv[1][1], names[kv[0]]))
+    return [(names[team], place, round(total, 2)) for team, (total, place) in rows]
+
+
+def test_socketio_replay_sends_the_live_boards_messages(replay_server):
+    url, game = replay_server
+    spectator = Spectator(url).connect()
+    try:
+        spectator.wait_for("board")
+        spectator.client.emit("replay", {"action": "seek", "round": 3})
+        board = spectator.wait_for("board", lambda b: b["round"]["closed_round"] == 3)
+        assert [(r["name"], r["rank"], r["total"]) for r in board["ranking"]] == _expected_rows(game, 3)
+        assert board["history"]["rounds"] == [1, 2, 3]
+        assert {k for k in board} >= {"ranking", "matrix", "attacks", "first_bloods", "announcements", "history"}
+        spectator.client.emit("replay", {"action": "seek", "round": 0})
+        spectator.wait_for("board", lambda b: b["round"]["closed_round"] == 0 and not b["attacks"])
+        spectator.events.clear()
+        spectator.client.emit("replay", {"action": "play"})
+        spectator.wait_for("replay", lambda s: not s["playing"] and s["closed_round"] == ROUNDS, timeout=30)
+        closes = [e for e in spectator.of("round") if e["type"] == "closed"]
+        assert [e["closed_round"] for e in closes] == list(range(1, ROUNDS + 1))
+        assert closes[-1]["history"]["rounds"] == list(range(1, ROUNDS + 1))
+        assert spectator.of("attacks") and spectator.of("statuses") and len(spectator.of("first_blood")) == 2
+        assert spectator.of("announcement")[0]["text"].startswith("svc2")
+        last = spectator.of("ranking")[-1]["ranking"]
+        assert [(r["name"], r["rank"], r["total"]) for r in last] == [
+            (r["name"], r["rank"], r["total"]) for r in BoardData(game.store.config, game.store).ranking(public=False)]
+    finally:
+        spectator.close()
+
+
+@pytest.mark.browser
+def test_board_page_shows_the_ranking_of_a_scrubbed_round(replay_server):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    url, game = replay_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url + "/?lang=en")
+            page.wait_for_selector(f"#replay-round option[value='{ROUNDS}']", state="attached")
+            for round_ in (4, 2, ROUNDS):
+                page.select_option("#replay-round", str(round_))
+                page.wait_for_function(f"window.adrangeReplay && window.adrangeReplay.closed_round === {round_}")
+                page.wait_for_function(f"document.getElementById('round-no').textContent === '{round_}'")
+                rows = page.eval_on_selector_all("#ranking-body tr", "rows => rows.map(r => [r.querySelector("
+                                                 "'.team-name').textContent, r.querySelector('.col-rank')."
+                                                 "firstChild.textContent, r.querySelector('.col-total').textContent])")
+                assert [(n, int(k), float(t)) for n, k, t in rows] == _expected_rows(game, round_)
+            assert page.evaluate("window.pwned") is None  # the renamed team's markup stays text
+            page.click("#replay-prev")
+            page.wait_for_function(f"window.adrangeReplay.closed_round === {ROUNDS - 1}")
+            page.click("button.lang[data-lang=zh]")
+            assert page.locator("#replay-toggle").inner_text().endswith("播放")
+            assert page.locator("[data-t=attacks]").inner_text() == "实时攻击"
+        finally:
+            browser.close()
