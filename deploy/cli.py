@@ -309,6 +309,8 @@ def report_command(game: Path | None, config_path: str | None, folder: Path | No
                    chromium: str) -> None:
     """Write the after-action report: one self-contained HTML file (opens offline) and its PDF
     per language. GAME: an export folder (`adrange export`); without it, the game of -c in live Redis."""
+    import time
+
     from rich.console import Console
 
     from scoreboard.afteraction.report import ReportError, write_reports
@@ -319,6 +321,7 @@ def report_command(game: Path | None, config_path: str | None, folder: Path | No
     folder = folder or Path(f"report-{record.config.game.name}")
     languages = ("zh", "en") if lang == "both" else (lang,)
     console = Console(stderr=True)
+    started = time.monotonic()
     try:
         with console.status("writing the report") as status:
             written = write_reports(record, folder, languages, pdf=not no_pdf, chromium=chromium,
@@ -326,8 +329,8 @@ def report_command(game: Path | None, config_path: str | None, folder: Path | No
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None
     for item in written:
-        click.echo(f"{item.lang}: wrote {item.html}" + (f" and {item.pdf}" if item.pdf else "")
-                   + f" in {item.seconds:.1f} s")
+        click.echo(f"{item.lang}: wrote {item.html}" + (f" and {item.pdf}" if item.pdf else ""))
+    click.echo(f"report written in {time.monotonic() - started:.1f} s")
 
 
 @main.command("web")

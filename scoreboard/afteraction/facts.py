@@ -15,7 +15,8 @@ Definitions (quoted by the report and the README):
   stolen flag of that service, when flags of that service placed after round R were
   still stolen from other teams (the exploit kept working elsewhere, not on this team).
   When nobody lost such later flags, a fix cannot be told from the end of the attacks:
-  "no fix seen". *Time to fix*: from the team's first flag lost on the service to the
+  "no fix seen". A team nobody attacks any more looks fixed too (the events cannot tell
+  the two apart). *Time to fix*: from the team's first flag lost on the service to the
   start of round R+1. A team's *first fix*: its earliest fixed service;
 - *SLA*: the share of judged rounds a box was up (OK or RECOVERING; see scoring/policy.py),
   as on the board.

@@ -36,12 +36,11 @@ class ReportError(Exception):
 
 @dataclass
 class Written:
-    """The files of one language's report and how long they took."""
+    """The files of one language's report."""
 
     lang: str
     html: Path
     pdf: Path | None
-    seconds: float
 
 
 def number(value: float | None) -> str:
@@ -96,8 +95,8 @@ def render(facts: Facts, lang: str, source: str, progress: Progress | None = Non
     )
 
 
-def print_pdf(html: Path, pdf: Path, chromium: str = CHROMIUM) -> None:
-    """Print an HTML file to PDF (A4) with headless Chromium."""
+def print_pdfs(pages: list[tuple[Path, Path]], chromium: str = CHROMIUM) -> None:
+    """Print each (HTML file, PDF file) pair to A4 with one headless Chromium."""
     if not Path(chromium).exists():
         raise ReportError(f"no Chromium at {chromium} to print the PDF: give --chromium PATH, or --no-pdf")
     from playwright.sync_api import sync_playwright
@@ -105,10 +104,12 @@ def print_pdf(html: Path, pdf: Path, chromium: str = CHROMIUM) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.goto(html.resolve().as_uri(), wait_until="load")
-            page.pdf(path=str(pdf), format="A4", print_background=True,
-                     margin={"top": "12mm", "bottom": "12mm", "left": "10mm", "right": "10mm"})
+            for html, pdf in pages:
+                page = browser.new_page()
+                page.goto(html.resolve().as_uri(), wait_until="load")
+                page.pdf(path=str(pdf), format="A4", print_background=True,
+                         margin={"top": "12mm", "bottom": "12mm", "left": "10mm", "right": "10mm"})
+                page.close()
         finally:
             browser.close()
 
@@ -116,21 +117,19 @@ def print_pdf(html: Path, pdf: Path, chromium: str = CHROMIUM) -> None:
 def write_reports(record: GameRecord, folder: Path, languages: tuple[str, ...] = LANGUAGES, pdf: bool = True,
                   chromium: str = CHROMIUM, progress: Progress | None = None) -> list[Written]:
     """Write report-<game>.<lang>.html (and .pdf) into `folder` for each language."""
+    if pdf and not Path(chromium).exists():  # before any work
+        raise ReportError(f"no Chromium at {chromium} to print the PDF: give --chromium PATH, or --no-pdf")
     folder.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     if progress:
         progress("replaying the game")
     facts = compute(Timeline(record))
     written = []
     for lang in languages:
-        begun = time.monotonic() if written else started
         html = folder / f"report-{facts.game}.{lang}.html"
         html.write_text(render(facts, lang, record.source, progress), encoding="utf-8")
-        out_pdf = None
-        if pdf:
-            if progress:
-                progress(f"{lang}: printing the PDF")
-            out_pdf = html.with_suffix(".pdf")
-            print_pdf(html, out_pdf, chromium)
-        written.append(Written(lang, html, out_pdf, time.monotonic() - begun))
+        written.append(Written(lang, html, html.with_suffix(".pdf") if pdf else None))
+    if pdf:
+        if progress:
+            progress("printing the PDF" + ("s" if len(written) > 1 else ""))
+        print_pdfs([(item.html, item.pdf) for item in written if item.pdf], chromium)
     return written

@@ -76,12 +76,14 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (zh, en)
                        "attacker, each attacker's distinct flags are counted for that attacker."),
     "def.fixed": ("修复：某队的某题在第 R 轮之后放置的旗帜再未被窃取，而其他队伍在第 R 轮之后放置的该题旗帜仍被窃取，"
                   "则称该队从第 R+1 轮起修复了该题（R 为其最后一面被窃取旗帜的放置轮次）。若此后其他队伍也不再失旗，"
-                  "则无法判断，记为“未见修复”。修复用时 = 第 R+1 轮开始时间 − 该队该题首次失旗时间。",
+                  "则无法判断，记为“未见修复”。不再被攻击的队伍看起来也像已修复：事件无法区分两者。"
+                  "修复用时 = 第 R+1 轮开始时间 − 该队该题首次失旗时间。",
                   "Fixed: a team fixed a service from round R+1 when no flag of that service placed after round R "
                   "(R: the round of its last stolen flag) was stolen from it, while flags of that service placed "
                   "after round R were still stolen from other teams. When nobody lost such later flags it cannot be "
-                  "told, and the report says \"no fix seen\". Time to fix = start of round R+1 − the team's first "
-                  "flag lost on that service."),
+                  "told, and the report says \"no fix seen\". A team nobody attacks any more looks fixed too: the "
+                  "events cannot tell the two apart. Time to fix = start of round R+1 − the team's first flag lost "
+                  "on that service."),
     "def.first_blood": ("一血：某题被接受的第一次夺旗。", "First blood: the first accepted capture of a service."),
     "def.sla": ("可用率：被评判的轮次中服务正常（OK 或 RECOVERING）的比例；"
                 "平台自身故障（CHECKER_ERROR）与未检查的轮次不计入。",
