@@ -297,7 +297,7 @@ def replay_command(game: Path, config_path: str | None, speed: float, start_roun
 
 @main.command("report")
 @click.argument("game", type=click.Path(path_type=Path), required=False)
-@click.option("-c", "--config", "config_path", default=None, envvar="ADRANGE_CONFIG",
+@click.option("-c", "--config", "config_path", default=None,
               help="the game file (live Redis; default game.yml when no GAME), or with an export folder the "
               "game file for an export written before exports kept the scoring setup")
 @click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
