@@ -148,6 +148,14 @@ def test_socketio_replay_sends_the_live_boards_messages(replay_server):
         spectator.close()
 
 
+def _board_rows(page) -> list[tuple[str, int, float]]:
+    """(name, rank, total) of the board page's ranking rows."""
+    rows = page.eval_on_selector_all("#ranking-body tr", "rows => rows.map(r => [r.querySelector('.team-name')"
+                                     ".textContent, r.querySelector('.col-rank').firstChild.textContent, "
+                                     "r.querySelector('.col-total').textContent])")
+    return [(name, int(place), float(total)) for name, place, total in rows]
+
+
 @pytest.mark.browser
 def test_board_page_shows_the_ranking_of_a_scrubbed_round(replay_server):
     if not Path(CHROMIUM).exists():
@@ -165,11 +173,22 @@ def test_board_page_shows_the_ranking_of_a_scrubbed_round(replay_server):
                 page.select_option("#replay-round", str(round_))
                 page.wait_for_function(f"window.adrangeReplay && window.adrangeReplay.closed_round === {round_}")
                 page.wait_for_function(f"document.getElementById('round-no').textContent === '{round_}'")
-                rows = page.eval_on_selector_all("#ranking-body tr", "rows => rows.map(r => [r.querySelector("
-                                                 "'.team-name').textContent, r.querySelector('.col-rank')."
-                                                 "firstChild.textContent, r.querySelector('.col-total').textContent])")
-                assert [(n, int(k), float(t)) for n, k, t in rows] == _expected_rows(game, round_)
+                assert _board_rows(page) == _expected_rows(game, round_)
             assert page.evaluate("window.pwned") is None  # the renamed team's markup stays text
+            # the time scrubber: just after round 3 closed (the game's next event is ms later)
+            page.evaluate("""() => { const s = document.getElementById('replay-scrub'), r = window.adrangeReplay;
+                s.value = String(r.rounds[2].t - r.start); s.dispatchEvent(new Event('change')); }""")
+            page.wait_for_function("window.adrangeReplay.closed_round === 3")
+            page.wait_for_function("document.getElementById('round-no').textContent === '3'")
+            assert _board_rows(page) == _expected_rows(game, 3)
+            # play from the start to the end through the bar
+            page.select_option("#replay-round", "0")
+            page.wait_for_function("window.adrangeReplay.closed_round === 0")
+            page.click("#replay-toggle")
+            page.wait_for_function(f"!window.adrangeReplay.playing && window.adrangeReplay.closed_round === {ROUNDS}",
+                                   timeout=30000)
+            page.wait_for_function(f"document.getElementById('round-no').textContent === '{ROUNDS}'")
+            assert _board_rows(page) == _expected_rows(game, ROUNDS)
             page.click("#replay-prev")
             page.wait_for_function(f"window.adrangeReplay.closed_round === {ROUNDS - 1}")
             page.click("button.lang[data-lang=zh]")
