@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..config import ConfigError, GameConfig, load_config, parse_config
 from ..effective import Overrides, apply_overrides
@@ -33,7 +33,13 @@ class GameRecord:
     history: dict[Round, dict[TeamID, tuple[float, int]]]  # live totals and ranks after each closed round
     ranking: list[dict[str, Any]]  # the final ranking rows as admins saw them (BoardData.ranking)
     first_bloods: dict[int, dict[str, Any]]  # service -> its first capture, as the live board kept it
-    source: str  # where it was read from, for messages
+    origin: Literal["redis", "folder"]  # where it was read from: live Redis or an export folder
+    where: str  # the game's name (redis) or the folder (folder)
+
+    @property
+    def source(self) -> str:
+        """Where the record was read from, for messages."""
+        return f"game {self.where} in live Redis" if self.origin == "redis" else f"export folder {self.where}"
 
 
 def _standings(raw: dict[str, Any]) -> tuple[dict[Round, dict[TeamID, tuple[float, int]]], dict[int, dict[str, Any]]]:
@@ -52,8 +58,7 @@ def from_store(store: GameStore) -> GameRecord:
     config = apply_overrides(store.config, store.overrides())
     history, bloods = _standings(standings)
     events = {stream: list(store.events(stream)) for stream in STREAMS}
-    return GameRecord(config, events, history, standings["ranking"], bloods,
-                      f"game {config.game.name} in live Redis")
+    return GameRecord(config, events, history, standings["ranking"], bloods, "redis", config.game.name)
 
 
 def overrides_from_events(admin: list[dict[str, str]]) -> Overrides:
@@ -131,7 +136,7 @@ def from_folder(folder: Path, config_path: Path | None = None) -> GameRecord:
     else:
         config = _config_from_setup(board, folder / "scoreboard.json")
     history, bloods = _standings(board)
-    return GameRecord(config, events, history, board.get("ranking", []), bloods, f"export folder {folder}")
+    return GameRecord(config, events, history, board.get("ranking", []), bloods, "folder", str(folder))
 
 
 def load(game: Path, config_path: Path | None = None) -> GameRecord:

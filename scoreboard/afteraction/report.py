@@ -67,8 +67,8 @@ def duration(seconds: float | None, lang: str) -> str:
     return text(lang, "minutes", m=f"{seconds / 60:.1f}")
 
 
-def render(facts: Facts, lang: str, source: str, progress: Progress | None = None) -> str:
-    """The report in `lang` as one HTML document."""
+def render(facts: Facts, lang: str, record: GameRecord, progress: Progress | None = None) -> str:
+    """The report in `lang` as one HTML document (`record`: where the game was read from)."""
     def t(key: str, **values: Any) -> str:
         return text(lang, key, **values)
 
@@ -89,7 +89,8 @@ def render(facts: Facts, lang: str, source: str, progress: Progress | None = Non
                       trim_blocks=True, lstrip_blocks=True)
     template = env.get_template("report.html")
     return template.render(
-        facts=facts, lang=lang, tx=texts(lang), t=t, charts=figures, source=source,
+        facts=facts, lang=lang, tx=texts(lang), t=t, charts=figures,
+        source=t(f"source.{record.origin}", where=record.where),
         generated=clock(time.time()), number=number, clock=clock, duration=lambda s: duration(s, lang),
         services={s.id: s for s in facts.services}, name=facts.team_name,
     )
@@ -126,7 +127,7 @@ def write_reports(record: GameRecord, folder: Path, languages: tuple[str, ...] =
     written = []
     for lang in languages:
         html = folder / f"report-{facts.game}.{lang}.html"
-        html.write_text(render(facts, lang, record.source, progress), encoding="utf-8")
+        html.write_text(render(facts, lang, record, progress), encoding="utf-8")
         written.append(Written(lang, html, html.with_suffix(".pdf") if pdf else None))
     if pdf:
         if progress:

@@ -16,6 +16,8 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     # the report
     "report": ("赛后报告", "After-action report"),
     "generated": ("生成于 {when}，数据来源：{source}", "Generated {when} from {source}"),
+    "source.redis": ("实时 Redis 中的比赛 {where}", "game {where} in live Redis"),
+    "source.folder": ("导出目录 {where}", "export folder {where}"),
     "summary": ("概况", "Summary"),
     "summary_line": ("{teams} 支队伍，{services} 个题目，{rounds} 轮，计分方式 {formula}；共 {captures} 次夺旗，"
                      "{flags} 面不同的旗被窃取。",

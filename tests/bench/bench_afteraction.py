@@ -82,7 +82,7 @@ def main() -> None:
         started = time.monotonic()
         for lang in ("zh", "en"):
             html = out / f"report.{lang}.html"
-            html.write_text(report.render(facts, lang, record.source), encoding="utf-8")
+            html.write_text(report.render(facts, lang, record), encoding="utf-8")
             pages.append((html, html.with_suffix(".pdf")))
         bench("report_html_both_languages_seconds", time.monotonic() - started, "s")
         bench("report_html_kib", pages[0][0].stat().st_size / 1024, "KiB")
