@@ -18,7 +18,7 @@ from scoreboard.scoring.replay import normalize
 from scoreboard.web.board_data import BoardData
 from tests.afteraction_helpers import RENAMED, ROUNDS, adrange, record_game
 from tests.processes import Process
-from tests.web_helpers import Spectator
+from tests.web_helpers import Spectator, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -131,6 +131,12 @@ def test_socketio_replay_sends_the_live_boards_messages(replay_server):
         assert [(r["name"], r["rank"], r["total"]) for r in board["ranking"]] == _expected_rows(game, 3)
         assert board["history"]["rounds"] == [1, 2, 3]
         assert {k for k in board} >= {"ranking", "matrix", "attacks", "first_bloods", "announcements", "history"}
+        before = len(spectator.of("replay"))
+        for malformed in ({"action": "seek", "t": "nan"}, {"action": "speed", "speed": "fast"},
+                          {"action": "seek", "round": [1]}, {"action": "rewind"}):
+            spectator.client.emit("replay", malformed)  # ignored: the replay stays where it was
+        wait_until(lambda: len(spectator.of("replay")) >= before + 4, what="answers to malformed controls")
+        assert all(s["closed_round"] == 3 and s["speed"] == 1 for s in spectator.of("replay")[before:])
         spectator.client.emit("replay", {"action": "seek", "round": 0})
         spectator.wait_for("board", lambda b: b["round"]["closed_round"] == 0 and not b["attacks"])
         spectator.events.clear()
@@ -167,8 +173,11 @@ def test_board_page_shows_the_ranking_of_a_scrubbed_round(replay_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(url + "/?lang=en")
+            page.goto(url + "/?lang=en&round=5")  # opens at the end of round 5
             page.wait_for_selector(f"#replay-round option[value='{ROUNDS}']", state="attached")
+            page.wait_for_function("window.adrangeReplay && window.adrangeReplay.closed_round === 5")
+            page.wait_for_function("document.getElementById('round-no').textContent === '5'")
+            assert _board_rows(page) == _expected_rows(game, 5)
             for round_ in (4, 2, ROUNDS):
                 page.select_option("#replay-round", str(round_))
                 page.wait_for_function(f"window.adrangeReplay && window.adrangeReplay.closed_round === {round_}")

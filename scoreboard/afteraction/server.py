@@ -12,6 +12,7 @@ server answers each, and every tick, with ``replay`` {clock, start, end, playing
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ class Player:
         self.jump(self.timeline.index_at(t), t)
 
     def control(self, message: dict[str, Any]) -> None:
-        """Apply a control message from the page."""
+        """Apply a control message from the page (anything malformed is ignored)."""
         action = message.get("action")
         with self.lock:
             if action == "play":
@@ -91,12 +92,12 @@ class Player:
                 self.playing = True
             elif action == "pause":
                 self.playing = False
-            elif action == "speed" and float(message.get("speed") or 0) > 0:
-                self.speed = min(float(message["speed"]), max(SPEEDS))
-            elif action == "seek" and "round" in message:
-                self.jump_to_round(int(message["round"]))
-            elif action == "seek" and "t" in message:
-                self.jump_to_time(float(message["t"]))
+            elif action == "speed" and (speed := _number(message.get("speed"))) and speed > 0:
+                self.speed = min(speed, max(SPEEDS))
+            elif action == "seek" and (round_ := _number(message.get("round"))) is not None:
+                self.jump_to_round(int(round_))
+            elif action == "seek" and (t := _number(message.get("t"))) is not None:
+                self.jump_to_time(t)
             self.socketio.emit("replay", self.status())
 
     def advance(self, seconds: float) -> None:
@@ -114,6 +115,17 @@ class Player:
             if self.clock >= self.timeline.end:
                 self.playing = False
             self.socketio.emit("replay", self.status())
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a control message, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def create_replay_app(timeline: Timeline, speed: float = 10.0, start_round: int = 0,

@@ -58,7 +58,13 @@
     $("replay-clock").textContent = clockText(window.adrangeClock());
   }
 
+  var params = new URLSearchParams(location.search), asked = params.get("round");
+  socket.on("connect", function () { asked = params.get("round"); });  // again after a reconnect
   socket.on("replay", function (data) {
+    if (asked !== null) {  // ?round=N: open the page at the end of round N
+      send({action: "seek", round: Number(asked)});
+      asked = null;
+    }
     status = data;
     receivedAt = Date.now() / 1000;
     window.adrangeReplay = data;
