@@ -4,22 +4,31 @@ feeds the real board page, which shows the right ranking at a scrubbed round."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from deploy.redis_server import free_port
 from scoreboard.afteraction.record import RecordError, from_folder, from_store, load
 from scoreboard.afteraction.timeline import PastBoard, Timeline, differences
 from scoreboard.effective import apply_overrides
+from scoreboard.flags import FlagCodec, FlagError
 from scoreboard.scoring.replay import normalize
+from scoreboard.types import GameState
 from scoreboard.web.board_data import BoardData
 from tests.afteraction_helpers import RENAMED, ROUNDS, adrange, record_game
+from tests.engine_helpers import checker, engine_game, serving, start_ticker, start_worker, wait_closed
 from tests.processes import Process
+from tests.targets.notes_tcp import NotesServer
 from tests.web_helpers import Spectator, wait_until
 
+ADDRESSES = "127.86.{team}.1"  # this file's loopback targets, apart from other tests'
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -58,6 +67,61 @@ def test_replay_equals_live_history_every_round(recorded):
         final = PastBoard(record.config, timeline.final()).ranking()
         assert final == BoardData(store.config, store).ranking(public=False)
         assert RENAMED in [row["name"] for row in final]  # the admin's rename, as the live board shows it
+
+
+def test_replay_of_a_game_played_by_the_real_processes(redis_server, tmp_path, processes):
+    """Real ticker, Celery worker and checkers against loopback targets, and a real web process
+    taking flags over HTTP from farms that read them off their victims' targets while rounds
+    close: the replay equals the live history, and the live board's first blood."""
+    config, store, path = engine_game(redis_server.url, tmp_path, teams=3, round_seconds=2,
+                                      checkers=[checker("notes_checker.py")], address_scheme=ADDRESSES)
+    targets = {team.id: NotesServer(ADDRESSES.format(team=team.id)) for team in config.teams}
+    codec = FlagCodec(config.game.secret, config.game.flag_prefix)
+    port = free_port()
+    stop = threading.Event()
+
+    def farm(attacker: int, victims: list[int]) -> None:
+        while not stop.is_set():
+            flags = []
+            for victim in victims:
+                for text in list(targets[victim].notes.values()):
+                    with contextlib.suppress(FlagError):
+                        codec.verify(text)
+                        flags.append(text)
+            if flags:
+                requests.put(f"http://127.0.0.1:{port}/flags", json=flags, timeout=5,
+                             headers={"X-Team-Token": config.team(attacker).token})
+            time.sleep(0.1)
+
+    with serving(list(targets.values())):
+        processes.append(start_worker(path, tmp_path))
+        processes.append(Process(["web", "-c", str(path), "--port", str(port)], tmp_path, "web").start(
+            ("127.0.0.1", port)))
+        store.set_state(GameState.RUNNING)
+        processes.append(start_ticker(path, tmp_path))
+        farms = [threading.Thread(target=farm, args=args) for args in ((1, [2, 3]), (2, [1, 3]))]
+        for thread in farms:
+            thread.start()
+        try:
+            wait_closed(store, 4, 60)
+        finally:
+            stop.set()
+            for thread in farms:
+                thread.join()
+        store.request_state("stop", "test")
+        wait_until(lambda: store.state()["state"] == GameState.OVER
+                   and store.state()["closed_round"] == store.state()["round"], timeout=20, what="game over")
+    captures = list(store.events("capture"))
+    assert len({e["r"] for e in captures}) >= 3, "flags were taken in several rounds"
+    export = tmp_path / "export"
+    assert adrange("export", "-c", str(path), "-o", str(export)).returncode == 0
+    done = adrange("replay", str(export), "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    live = store.history(config)
+    for record in (from_store(store), from_folder(export)):
+        timeline = Timeline(record)
+        assert timeline.history() == live
+        assert timeline.final().first_bloods() == store.first_bloods()  # as the live board follower kept it
 
 
 def test_export_folder_alone_rebuilds_the_scoring(faust_game):
