@@ -74,8 +74,12 @@ class Player:
             self.socketio.emit("replay", self.status())
 
     def jump_to_round(self, round_: int) -> None:
-        """Show the board the moment round `round_` closed (0: the start of the game)."""
-        index = self.timeline.closes.get(round_, 0)
+        """Show the board the moment round `round_` closed (0: the start of the game; past the
+        last closed round: the last)."""
+        closes = self.timeline.closes
+        if closes and round_ > max(closes):
+            round_ = max(closes)
+        index = closes.get(round_, 0)
         self.jump(index, self.timeline.times[index - 1] if index else self.timeline.start)
 
     def jump_to_time(self, t: float) -> None:
