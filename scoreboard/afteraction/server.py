@@ -54,7 +54,8 @@ class Player:
         self._reset(0)
 
     def _reset(self, index: int) -> None:
-        self.past = self.timeline.store_at(index)
+        """Be after the first `index` steps, with a fresh emitter (forward: from where we are)."""
+        self.past = self.timeline.store_at(index, getattr(self, "past", None))
         self.board = PastBoard(self.timeline.config, self.past, lambda: self.clock)
         self.live = Live(self.socketio, self.board, self.past)  # type: ignore[arg-type]
 

@@ -44,6 +44,7 @@ class Step:
 
 
 def _order(stream: str, event: Mapping[str, str]) -> tuple[int, float, int, int]:
+    """Sort key: millisecond, then the round the event belongs to (see the module's docstring)."""
     milliseconds, sequence = (int(x) for x in event["_id"].split("-"))
     if stream == "round":
         level = 2 * int(event["r"]) + (1 if event.get("type") == "closed" else 0)
