@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-if sys.argv[1:2] == ["web"]:  # gevent must patch the standard library before anything imports ssl
+if sys.argv[1:2] in (["web"], ["replay"]):  # gevent must patch the standard library before anything imports ssl
     from gevent import monkey
 
     monkey.patch_all()
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from checker.envs import CheckerEnv
+    from scoreboard.afteraction.record import GameRecord
     from scoreboard.store import GameStore
 
 
@@ -243,6 +244,93 @@ def export_command(config_path: str, folder: Path | None) -> None:
     folder = folder or Path(f"export-{config.game.name}")
     written = export(store, folder, lambda stream, n: click.echo(f"events/{stream}.jsonl: {n} events"))
     click.echo(f"wrote {folder}/scoreboard.json, ctftime.json and {sum(written.values())} events")
+
+
+def _record_or_exit(game: Path, config_path: str | None) -> GameRecord:
+    """A game's record from an export folder or a game file with live Redis, or a clear stop."""
+    from scoreboard.afteraction.record import RecordError, load
+
+    try:
+        return load(game, Path(config_path) if config_path else None)
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("replay")
+@click.argument("game", type=click.Path(path_type=Path), default="game.yml")
+@click.option("-c", "--config", "config_path", default=None,
+              help="the game file, for an export folder written before exports kept the scoring setup")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="game seconds per second")
+@click.option("--round", "start_round", type=click.IntRange(min=0), default=0, show_default=True,
+              help="start at the end of this round (0: the game's start)")
+@click.option("--paused", is_flag=True, help="start paused")
+@click.option("--host", default="127.0.0.1", show_default=True, help="listen address")
+@click.option("--port", type=int, default=8090, show_default=True, help="listen port")
+@click.option("--check", is_flag=True, help="only compare the replay with the live history; exit 1 when they differ")
+def replay_command(game: Path, config_path: str | None, speed: float, start_round: int, paused: bool, host: str,
+                   port: int, check: bool) -> None:
+    """Replay a game on the real board, from its event streams: GAME is an export folder
+    (`adrange export`) or a game file whose Redis answers. Every round's totals and ranks are
+    first compared with the live history."""
+    from scoreboard.afteraction.timeline import Timeline, differences
+
+    timeline = Timeline(_record_or_exit(game, config_path))
+    found = differences(timeline)
+    rounds = len(timeline.closes)
+    if found:
+        click.echo(f"the replay differs from the live history in {len(found)} places:", err=True)
+        for line in found[:20]:
+            click.echo(f"  {line}", err=True)
+    else:
+        click.echo(f"replayed {len(timeline.steps)} events: every round's totals and ranks ({rounds} rounds) "
+                   "equal the live history")
+    if check:
+        sys.exit(1 if found else 0)
+    if start_round and start_round not in timeline.closes:
+        raise click.ClickException(f"--round {start_round}: the game closed rounds 1 to {rounds} only")
+    from scoreboard.afteraction.server import serve_replay
+
+    click.echo(f"replay of {timeline.config.game.name} on http://{host}:{port}/ at {speed:g}x")
+    serve_replay(timeline, host, port, speed, start_round, paused)
+
+
+@main.command("report")
+@click.argument("game", type=click.Path(path_type=Path), required=False)
+@click.option("-c", "--config", "config_path", default=None,
+              help="the game file (live Redis; default game.yml when no GAME), or with an export folder the "
+              "game file for an export written before exports kept the scoring setup")
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder to write (default report-<game>)")
+@click.option("--lang", type=click.Choice(["zh", "en", "both"]), default="both", show_default=True)
+@click.option("--no-pdf", is_flag=True, help="write the HTML only")
+@click.option("--chromium", default="/usr/bin/chromium", show_default=True, help="the Chromium that prints the PDF")
+def report_command(game: Path | None, config_path: str | None, folder: Path | None, lang: str, no_pdf: bool,
+                   chromium: str) -> None:
+    """Write the after-action report: one self-contained HTML file (opens offline) and its PDF
+    per language. GAME: an export folder (`adrange export`); without it, the game of -c in live Redis."""
+    import time
+
+    from rich.console import Console
+
+    from scoreboard.afteraction.report import ReportError, write_reports
+
+    if game is None:
+        game, config_path = Path(config_path or "game.yml"), None
+    record = _record_or_exit(game, config_path)
+    folder = folder or Path(f"report-{record.config.game.name}")
+    languages = ("zh", "en") if lang == "both" else (lang,)
+    console = Console(stderr=True)
+    started = time.monotonic()
+    try:
+        with console.status("writing the report") as status:
+            written = write_reports(record, folder, languages, pdf=not no_pdf, chromium=chromium,
+                                    progress=lambda what: status.update(what))
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in written:
+        click.echo(f"{item.lang}: wrote {item.html}" + (f" and {item.pdf}" if item.pdf else ""))
+    click.echo(f"report written in {time.monotonic() - started:.1f} s")
 
 
 @main.command("web")

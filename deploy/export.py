@@ -5,7 +5,10 @@ Files written (all UTF-8 JSON; event streams as JSON Lines, one event per line i
 order, with its stream id under ``_id``):
 
 - ``scoreboard.json``: the game, its state and last round, the final ranking as admins see
-  it (not frozen), every team's total and rank after each closed round, first bloods;
+  it (not frozen), every team's total and rank after each closed round, first bloods, and
+  ``setup``: what scored the game (scoring parameters, round length, every team and service
+  of the game as admins left it), so that `adrange replay` and `adrange report` can rebuild
+  the game from the folder alone;
 - ``ctftime.json``: the CTFtime scoreboard feed (``tasks``, ``standings``);
 - ``events/<stream>.jsonl`` for capture, round, check, flag and admin (flag texts are
   included: the archive is the organizers', not for publishing as is).
@@ -44,6 +47,10 @@ def scoreboard(store: GameStore) -> dict[str, Any]:
         "history": {str(r): {str(team): {"total": total, "rank": place} for team, (total, place) in per_team.items()}
                     for r, per_team in sorted(history.items())},
         "first_bloods": {str(s): record for s, record in sorted(store.first_bloods().items())},
+        "setup": {"scoring": config.game.scoring.model_dump(), "round_seconds": config.game.round_seconds,
+                  "flag_lifetime": config.game.flag_lifetime, "language": config.web.language,
+                  "teams": [{"id": t.id, "name": t.name, "nop": t.nop} for t in config.teams],
+                  "services": [{"id": s.id, "name": s.name, "enabled": s.enabled} for s in config.services]},
     }
 
 

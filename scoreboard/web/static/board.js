@@ -11,6 +11,8 @@
   var MAX_ATTACKS = 50;
 
   function t(key) { return (TEXTS[lang] && TEXTS[lang][key]) || key; }
+  // The board's clock: the server's, or the game's replayed time when the replay page sets adrangeClock.
+  function now() { return window.adrangeClock ? window.adrangeClock() : Date.now() / 1000 + offset; }
   function $(id) { return document.getElementById(id); }
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -52,7 +54,7 @@
     if (!board) return;
     var info = board.round, left = null;
     if (info.state === "running" && info.round_start) {
-      left = info.round_start + info.round_seconds - (Date.now() / 1000 + offset);
+      left = info.round_start + info.round_seconds - now();
     } else if (info.state === "paused" && info.remaining !== null) {
       left = info.remaining;
     }
@@ -153,7 +155,7 @@
     table.hidden = shown.length === 0;
     $("attack-view-empty").hidden = shown.length > 0;
     shown.forEach(function (p) {
-      var tr = el("tr", Date.now() / 1000 + offset - p.t < 5 ? "fresh" : "");
+      var tr = el("tr", now() - p.t < 5 ? "fresh" : "");
       tr.appendChild(el("td", "attacker", teamName(p.a)));
       tr.appendChild(el("td", "victim", teamName(p.v)));
       tr.appendChild(el("td", "service", serviceName(p.s)));
