@@ -1,0 +1,436 @@
+"""The capture process: one tcpdump per box, rotated per round, files to their teams.
+
+`Recorder.step` (called twice a second by `run`) does the whole job:
+
+1. Keep a tcpdump alive for every running box of the game while the game runs or is paused
+   (round 1 on): ``nsenter -t <box pid> -n tcpdump -i eth0 -U -Z <captures.user> -w FILE
+   <captures.filter>`` on this host, in the box's own network namespace, so a file holds
+   only that box's traffic (what the box received and sent on the game network, published
+   ports included: attackers and checkers alike arrive through Docker's port proxy from
+   the gateway address). tcpdump drops root for ``captures.user`` once its socket is open.
+2. Rotate: at a new round, and when a file reaches ``captures.file_size``, start the box's
+   next tcpdump first and stop the old one only once the new one listens, so no packet
+   falls between two files (a few may be in both).
+3. Follow the boxes: a box restart or reset ends its tcpdump (the interface disappears)
+   or changes its network namespace; the box gets a new tcpdump on a new part.
+4. Finish files: a stopped tcpdump's file moves from ``writing/`` to its team's folder
+   (scoreboard/captures.py has the names and the release rule); a file with no packet is
+   dropped. Then each team's files are kept under ``captures.team_size``, oldest first.
+
+When the game is over (or not started) nothing is captured. A second capture process of the
+same game is refused (a lock in the game's capture folder); one started after a crash first
+ends the tcpdumps its predecessor left writing into ``writing/`` and finishes their files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, NotFound
+
+from scoreboard import captures as files
+from scoreboard.config import GameConfig, size_bytes
+from scoreboard.store import GameStore
+from scoreboard.types import GameState, Round, TeamID
+
+from .boxes import LABEL_GAME, LABEL_ROLE, LABEL_TEAM
+from .engine import connect
+from .supervisor import RunLease, die_with_parent
+
+log = logging.getLogger("adrange.captures")
+PCAP_HEADER = 24  # bytes of a pcap file with no packet in it
+READY_TIMEOUT = 10.0  # seconds a new tcpdump may take to listen
+STOP_TIMEOUT = 5.0
+RETRY_SECONDS = 5.0  # a box whose tcpdump failed to start is tried again after this
+PRUNE_SECONDS = 10.0
+
+
+class CaptureError(Exception):
+    """The capture process cannot run; the message says why and what to do."""
+
+
+@dataclass
+class BoxInfo:
+    """A running box as the engine lists it."""
+
+    name: str
+    container_id: str
+    team: TeamID
+    service: str  # the service's name
+
+
+@dataclass
+class Tcpdump:
+    """One running tcpdump of one box, writing one file."""
+
+    box: BoxInfo
+    round: Round
+    part: int
+    path: Path
+    proc: subprocess.Popen[bytes]
+    netns: int  # inode of the box's network namespace it captures in
+    box_pid: int
+    stderr: bytes = b""
+    ready: bool = False
+
+    def read_stderr(self) -> None:
+        """Take what tcpdump wrote to stderr so far (never blocks)."""
+        if self.proc.stderr is None or self.proc.stderr.closed:
+            return
+        try:
+            while chunk := os.read(self.proc.stderr.fileno(), 65536):
+                self.stderr += chunk
+                if len(self.stderr) > 65536:
+                    self.stderr = self.stderr[-16384:]
+        except BlockingIOError:
+            pass
+        self.ready = self.ready or b"listening on" in self.stderr
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+@dataclass
+class Stats:
+    """What the process did, for its log and the benchmark."""
+
+    started: int = 0
+    finished: int = 0
+    dropped_empty: int = 0
+    pruned: int = 0
+    pruned_bytes: int = 0
+    kernel_drops: int = 0
+    failures: int = 0
+
+
+def tcpdump_argv(config: GameConfig, box_pid: int, path: Path) -> list[str]:
+    """The command that captures one box's traffic into `path`."""
+    cap = config.captures
+    return ["nsenter", "-t", str(box_pid), "-n", "tcpdump", "-i", "eth0", "-n", "-U", "-s", "0",
+            "-Z", cap.user, "-w", str(path), *([cap.filter] if cap.filter.strip() else [])]
+
+
+def check_host(config: GameConfig) -> None:
+    """Refuse to start without root, tcpdump, nsenter, the capture user or a valid filter."""
+    if os.geteuid() != 0:
+        raise CaptureError("the capture process enters the boxes' network namespaces: run it as root "
+                           "(tcpdump itself drops to captures.user)")
+    for tool, package in (("tcpdump", "tcpdump"), ("nsenter", "util-linux")):
+        if not any(Path(d, tool).is_file() for d in os.environ.get("PATH", "/usr/bin:/usr/sbin").split(":")):
+            raise CaptureError(f"{tool} is not installed: apt-get install {package} (deploy/setup.sh does)")
+    try:
+        pwd.getpwnam(config.captures.user)
+    except KeyError:
+        raise CaptureError(f"captures.user: no user {config.captures.user!r} on this host (the tcpdump package "
+                           "makes user tcpdump)") from None
+    if config.captures.filter.strip():
+        result = subprocess.run(["tcpdump", "-d", "-i", "lo", config.captures.filter], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise CaptureError(f"captures.filter {config.captures.filter!r}: {result.stderr.strip()}")
+
+
+class Recorder:
+    """Keeps one tcpdump per running box of a game and files what they wrote."""
+
+    def __init__(self, config: GameConfig, store: GameStore, client: docker.DockerClient | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.client = client or connect(config.deploy.engines[0])
+        self.file_bytes = size_bytes(config.captures.file_size)
+        self.team_bytes = size_bytes(config.captures.team_size)
+        self.running: dict[str, Tcpdump] = {}  # by box name
+        self.retry_at: dict[str, float] = {}
+        self.stats = Stats()
+        self._next_prune = 0.0
+        self._lease: RunLease | None = None
+
+    # -- life ------------------------------------------------------------------------
+    def open(self) -> None:
+        """Take the game's capture lock, make the folders, finish what a dead predecessor left."""
+        game = files.game_dir(self.config)
+        game.mkdir(parents=True, exist_ok=True)
+        game.chmod(0o711)
+        self._lease = RunLease(game)  # its run.lock: one capture process per game
+        if not self._lease.acquire():
+            raise CaptureError(f"a capture process of game {self.config.game.name!r} runs already "
+                               f"(pid {self._lease.holder()})")
+        writing = files.writing_dir(self.config)
+        writing.mkdir(exist_ok=True)
+        user = pwd.getpwnam(self.config.captures.user)
+        os.chown(writing, user.pw_uid, user.pw_gid)
+        writing.chmod(0o700)
+        self._end_orphans(writing)
+        for path in sorted(writing.glob("*.pcap")):
+            self._file(path)
+
+    def close(self) -> None:
+        """Stop every tcpdump, finish their files, drop the lock."""
+        self._stop([tcp for tcp in self.running.values()])
+        self.running.clear()
+        self.prune()
+        if self._lease:
+            self._lease.release()
+            self._lease = None
+
+    def run(self, interval: float = 0.5) -> None:
+        """Capture until SIGINT or SIGTERM."""
+        stopping = False
+
+        def _stop(_sig: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        old = signal.signal(signal.SIGINT, _stop), signal.signal(signal.SIGTERM, _stop)
+        self.open()
+        log.info("capturing game %s into %s", self.config.game.name, files.game_dir(self.config))
+        try:
+            while not stopping:
+                try:
+                    self.step()
+                except (APIError, OSError) as exc:  # the engine or a file hiccuped: try again next step
+                    log.warning("capture step failed: %s", exc)
+                    self.stats.failures += 1
+                time.sleep(interval)
+        finally:
+            self.close()
+            signal.signal(signal.SIGINT, old[0])
+            signal.signal(signal.SIGTERM, old[1])
+
+    # -- one pass --------------------------------------------------------------------
+    def step(self) -> None:
+        """Start, rotate, restart and stop the tcpdumps for the game's state and boxes now."""
+        state = self.store.state()
+        round_ = state["round"]
+        if state["state"] not in (GameState.RUNNING, GameState.PAUSED) or round_ < 1:
+            if self.running:
+                self._stop(list(self.running.values()))
+                self.running.clear()
+                self.prune()
+            return
+        boxes = self._boxes()
+        ended, rotate = [], []
+        for name, tcp in list(self.running.items()):
+            tcp.read_stderr()
+            box = boxes.get(name)
+            if tcp.proc.poll() is not None or box is None or box.container_id != tcp.box.container_id \
+                    or _netns(tcp.box_pid) != tcp.netns:
+                ended.append(self.running.pop(name))
+            elif tcp.round != round_ or tcp.size() >= self.file_bytes:
+                rotate.append(tcp)
+        self._stop(ended)
+        now = time.monotonic()
+        fresh = [self._start(box, round_) for name, box in boxes.items()
+                 if name not in self.running and self.retry_at.get(name, 0) <= now]
+        fresh += [self._start(tcp.box, round_, after=tcp) for tcp in rotate]
+        self._await_ready([tcp for tcp in fresh if tcp is not None])
+        self._stop([tcp for tcp in rotate if self.running.get(tcp.box.name) is not tcp])
+        if ended or rotate or now >= self._next_prune:
+            self.prune()
+
+    def _boxes(self) -> dict[str, BoxInfo]:
+        """The game's running boxes (one list call, no inspect)."""
+        game = self.config.game.name
+        found = {}
+        services = {str(s.id): s.name for s in self.config.services}
+        for container in self.client.containers.list(sparse=True, filters={
+                "label": [f"{LABEL_GAME}={game}", f"{LABEL_ROLE}=box"], "status": "running"}):
+            labels = container.attrs.get("Labels") or {}
+            name = (container.attrs.get("Names") or ["/?"])[0].lstrip("/")
+            service = labels.get("adrange.service_name") or services.get(labels.get("adrange.service", ""), "?")
+            found[name] = BoxInfo(name, container.id, int(labels.get(LABEL_TEAM, 0)), service)
+        return found
+
+    def _start(self, box: BoxInfo, round_: Round, after: Tcpdump | None = None) -> Tcpdump | None:
+        """Start the box's tcpdump for a round (the next part of it); None if the box is gone.
+        `after`: the tcpdump this one replaces (stopped once the new one listens)."""
+        try:
+            attrs = self.client.api.inspect_container(box.container_id)
+        except NotFound:
+            return None
+        box_pid = int(attrs["State"].get("Pid") or 0)
+        netns = _netns(box_pid)
+        if not attrs["State"].get("Running") or netns is None:
+            return None
+        if after is not None and (after.box_pid != box_pid or after.netns != netns):
+            return None  # restarted meanwhile: the next step ends the old one and starts afresh
+        part = self._next_part(box, round_)
+        path = files.writing_dir(self.config) / files.file_name(self.config.game.name, box.team, box.service,
+                                                               round_, part)
+        proc = subprocess.Popen(tcpdump_argv(self.config, box_pid, path), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+        assert proc.stderr is not None
+        os.set_blocking(proc.stderr.fileno(), False)
+        tcp = Tcpdump(box, round_, part, path, proc, netns, box_pid)
+        self.running[box.name] = tcp
+        self.stats.started += 1
+        return tcp
+
+    def _next_part(self, box: BoxInfo, round_: Round) -> int:
+        """One more than the highest part of this box's round, finished or being written."""
+        stem = files.file_name(self.config.game.name, box.team, box.service, round_, 0).rsplit("_p", 1)[0]
+        folders = (files.writing_dir(self.config), files.team_dir(self.config, box.team))
+        parts = [files.parse_name(p.name, self.config.game.name) for f in folders for p in f.glob(f"{stem}_p*")]
+        return max((parsed[3] + 1 for parsed in parts if parsed), default=0)
+
+    def _await_ready(self, started: list[Tcpdump]) -> None:
+        """Wait until each new tcpdump listens (or exits: then it is retried later)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        waiting = list(started)
+        while waiting and time.monotonic() < deadline:
+            select.select([t.proc.stderr for t in waiting], [], [], 0.2)
+            for tcp in list(waiting):
+                tcp.read_stderr()
+                if tcp.ready:
+                    waiting.remove(tcp)
+                elif tcp.proc.poll() is not None:
+                    waiting.remove(tcp)
+                    self._failed(tcp)
+        for tcp in waiting:  # never listened: end it
+            log.warning("tcpdump for %s did not start listening in %.0fs", tcp.box.name, READY_TIMEOUT)
+            self._stop([tcp])
+            self._failed(tcp)
+
+    def _failed(self, tcp: Tcpdump) -> None:
+        tcp.read_stderr()
+        if self.running.get(tcp.box.name) is tcp:
+            del self.running[tcp.box.name]
+        self.retry_at[tcp.box.name] = time.monotonic() + RETRY_SECONDS
+        self.stats.failures += 1
+        log.warning("tcpdump for %s failed (exit %s): %s", tcp.box.name, tcp.proc.poll(),
+                    tcp.stderr.decode(errors="replace").strip()[-500:])
+        self._file(tcp.path)
+
+    def _stop(self, tcpdumps: Iterable[Tcpdump]) -> None:
+        """SIGTERM them all (tcpdump flushes and exits), wait, then finish their files."""
+        tcpdumps = list(tcpdumps)
+        for tcp in tcpdumps:
+            if tcp.proc.poll() is None:
+                tcp.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for tcp in tcpdumps:
+            try:
+                tcp.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                tcp.proc.kill()
+                tcp.proc.wait()
+            tcp.read_stderr()
+            if tcp.proc.stderr:
+                tcp.proc.stderr.close()
+            self.stats.kernel_drops += _kernel_drops(tcp.stderr)
+            self._file(tcp.path)
+
+    # -- files -----------------------------------------------------------------------
+    def _file(self, path: Path) -> None:
+        """Move a finished file to its team's folder (drop it when it holds no packet)."""
+        parsed = files.parse_name(path.name, self.config.game.name)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        if parsed is None or size <= PCAP_HEADER:
+            path.unlink(missing_ok=True)
+            self.stats.dropped_empty += parsed is not None
+            return
+        folder = files.team_dir(self.config, parsed[0])
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.replace(path, folder / path.name)
+        self.stats.finished += 1
+
+    def prune(self) -> None:
+        """Keep each team's files under captures.team_size: delete its oldest finished files."""
+        self._next_prune = time.monotonic() + PRUNE_SECONDS
+        writing: dict[TeamID, int] = {}
+        for tcp in self.running.values():
+            writing[tcp.box.team] = writing.get(tcp.box.team, 0) + tcp.size()
+        for folder in files.game_dir(self.config).glob("t*"):
+            if not folder.name[1:].isdigit():
+                continue
+            team = int(folder.name[1:])
+            finished = files.team_files(self.config, team)
+            total = writing.get(team, 0) + sum(f.size for f in finished)
+            for old in finished:
+                if total <= self.team_bytes:
+                    break
+                old.path.unlink(missing_ok=True)
+                total -= old.size
+                self.stats.pruned += 1
+                self.stats.pruned_bytes += old.size
+                log.info("deleted %s (%d bytes): team %d is over captures.team_size", old.name, old.size, team)
+
+    def _end_orphans(self, writing: Path) -> None:
+        """SIGTERM the tcpdumps a dead capture process of this game left writing into `writing`
+        (tcpdump drops the death signal with its privileges), and wait for them."""
+        marker = f"-w\0{writing}/".encode()
+        orphans = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"tcpdump\0") and marker in cmdline:
+                orphans.append(int(proc.name))
+        for pid in orphans:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            log.info("ended tcpdump %d left by an earlier capture process", pid)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while orphans and time.monotonic() < deadline:
+            orphans = [pid for pid in orphans if Path(f"/proc/{pid}").exists()]
+            time.sleep(0.05)
+
+
+def _netns(pid: int) -> int | None:
+    """The inode of a process's network namespace (None if it is gone)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino if pid > 0 else None
+    except OSError:
+        return None
+
+
+def _kernel_drops(stderr: bytes) -> int:
+    """tcpdump's closing ``N packets dropped by kernel``."""
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.endswith("packets dropped by kernel"):
+            return int(line.split()[0])
+    return 0
+
+
+@dataclass
+class Listing:
+    """One row of `adrange captures list`."""
+
+    team: str
+    files: int
+    released: int
+    size: int
+    rounds: list[Round] = field(default_factory=list)
+
+
+def listing(config: GameConfig, store: GameStore) -> list[Listing]:
+    """Per team: finished files, how many are released, their bytes and rounds."""
+    state = store.state()
+    rows = []
+    for team in config.teams:
+        found = files.team_files(config, team.id)
+        rows.append(Listing(team.name, len(found),
+                            len([f for f in found if files.released(f.round, state, config.captures.delay_rounds)]),
+                            sum(f.size for f in found), sorted({f.round for f in found})))
+    return rows
