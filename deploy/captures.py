@@ -3,14 +3,16 @@
 `Recorder.step` (called twice a second by `run`) does the whole job:
 
 1. Keep a tcpdump alive for every running box of the game while the game runs or is paused
-   (round 1 on): ``nsenter -t <box pid> -n tcpdump -i eth0 -U -Z <captures.user> -w FILE
-   <captures.filter>`` on this host, in the box's own network namespace, so a file holds
-   only that box's traffic (what the box received and sent on the game network, published
-   ports included: attackers and checkers alike arrive through Docker's port proxy from
-   the gateway address). tcpdump drops root for ``captures.user`` once its socket is open.
-2. Rotate: at a new round, and when a file reaches ``captures.file_size``, start the box's
-   next tcpdump first and stop the old one only once the new one listens, so no packet
-   falls between two files (a few may be in both).
+   (round 1 on): ``nsenter -t <box pid> -n timeout 0 tcpdump -i eth0 -U -Z <captures.user>
+   -C <captures.file_size> -w FILE <captures.filter>`` on this host, in the box's own network
+   namespace, so a file holds only that box's traffic (what the box received and sent on
+   the game network, published ports included: attackers and checkers alike arrive through
+   Docker's port proxy from the gateway address, so the files do not tell them apart).
+   tcpdump drops root for ``captures.user`` once its socket is open, and begins the next
+   part itself when a file passes ``captures.file_size`` (-C: exact up to one packet).
+2. Rotate at a new round: start the box's next tcpdump first and stop the old one only
+   once the new one listens, so no packet falls between two rounds' files (a few may be
+   in both).
 3. Follow the boxes: a box restart or reset ends its tcpdump (the interface disappears)
    or changes its network namespace; the box gets a new tcpdump on a new part.
 4. Finish files: a stopped tcpdump's file moves from ``writing/`` to its team's folder
@@ -24,9 +26,11 @@ ends the tcpdumps its predecessor left writing into ``writing/`` and finishes th
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import pwd
+import re
 import select
 import signal
 import subprocess
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import redis
 from docker.errors import APIError, NotFound
 
 from scoreboard import captures as files
@@ -45,7 +50,7 @@ from scoreboard.types import GameState, Round, TeamID
 
 from .boxes import LABEL_GAME, LABEL_ROLE, LABEL_TEAM
 from .engine import connect
-from .supervisor import RunLease, die_with_parent
+from .supervisor import PR_SET_PDEATHSIG, RunLease
 
 log = logging.getLogger("adrange.captures")
 PCAP_HEADER = 24  # bytes of a pcap file with no packet in it
@@ -96,11 +101,19 @@ class Tcpdump:
             pass
         self.ready = self.ready or b"listening on" in self.stderr
 
+    def written(self) -> list[Path]:
+        """Its files: the one it was given and the ones -C added."""
+        return [p for p in self.path.parent.glob(self.path.name + "*") if p.name[len(self.path.name):].isdigit()
+                or p.name == self.path.name]
+
     def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        total = 0
+        for path in self.written():
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
 
 
 @dataclass
@@ -117,10 +130,32 @@ class Stats:
 
 
 def tcpdump_argv(config: GameConfig, box_pid: int, path: Path) -> list[str]:
-    """The command that captures one box's traffic into `path`."""
+    """The command that captures one box's traffic into `path` (and `path`1, `path`2 ... once
+    each reaches the size cap: tcpdump -C, in whole millions of bytes). `timeout 0` (no time
+    limit) stays root as tcpdump's parent and passes our SIGTERM on to it, also the one the
+    kernel sends when this process dies (tcpdump itself loses the death signal with -Z)."""
     cap = config.captures
-    return ["nsenter", "-t", str(box_pid), "-n", "tcpdump", "-i", "eth0", "-n", "-U", "-s", "0",
-            "-Z", cap.user, "-w", str(path), *([cap.filter] if cap.filter.strip() else [])]
+    millions = max(1, size_bytes(cap.file_size) // 10**6)
+    return ["nsenter", "-t", str(box_pid), "-n", "timeout", "0", "tcpdump", "-i", "eth0", "-n", "-U", "-s", "0",
+            "-Z", cap.user, "-C", str(millions), "-w", str(path), *([cap.filter] if cap.filter.strip() else [])]
+
+
+def finished_name(written: str, game: str) -> str | None:
+    """The final name of a file tcpdump wrote: ``X_p03.pcap`` stays, its ``-C`` successors
+    ``X_p03.pcap1``, ``X_p03.pcap2`` become parts 4 and 5; None for a stranger."""
+    match = re.fullmatch(r"(.+_p)(\d+)\.pcap(\d*)", written)
+    if not match:
+        return None
+    name = f"{match[1]}{int(match[2]) + int(match[3] or 0):02d}.pcap"
+    return name if files.parse_name(name, game) else None
+
+
+def _term_with_parent() -> None:
+    """In a child before exec: SIGTERM from the kernel when the capture process dies."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        os._exit(70)
+    if os.getppid() == 1:
+        os._exit(70)
 
 
 def check_host(config: GameConfig) -> None:
@@ -150,7 +185,6 @@ class Recorder:
         self.config = config
         self.store = store
         self.client = client or connect(config.deploy.engines[0])
-        self.file_bytes = size_bytes(config.captures.file_size)
         self.team_bytes = size_bytes(config.captures.team_size)
         self.running: dict[str, Tcpdump] = {}  # by box name
         self.retry_at: dict[str, float] = {}
@@ -174,7 +208,7 @@ class Recorder:
         os.chown(writing, user.pw_uid, user.pw_gid)
         writing.chmod(0o700)
         self._end_orphans(writing)
-        for path in sorted(writing.glob("*.pcap")):
+        for path in sorted(writing.iterdir()):
             self._file(path)
 
     def close(self) -> None:
@@ -201,7 +235,7 @@ class Recorder:
             while not stopping:
                 try:
                     self.step()
-                except (APIError, OSError) as exc:  # the engine or a file hiccuped: try again next step
+                except (APIError, OSError, redis.RedisError) as exc:  # a hiccup: try again next step
                     log.warning("capture step failed: %s", exc)
                     self.stats.failures += 1
                 time.sleep(interval)
@@ -222,6 +256,7 @@ class Recorder:
                 self.prune()
             return
         boxes = self._boxes()
+        now = time.monotonic()
         ended, rotate = [], []
         for name, tcp in list(self.running.items()):
             tcp.read_stderr()
@@ -229,10 +264,9 @@ class Recorder:
             if tcp.proc.poll() is not None or box is None or box.container_id != tcp.box.container_id \
                     or _netns(tcp.box_pid) != tcp.netns:
                 ended.append(self.running.pop(name))
-            elif tcp.round != round_ or tcp.size() >= self.file_bytes:
+            elif tcp.round != round_:
                 rotate.append(tcp)
         self._stop(ended)
-        now = time.monotonic()
         fresh = [self._start(box, round_) for name, box in boxes.items()
                  if name not in self.running and self.retry_at.get(name, 0) <= now]
         fresh += [self._start(tcp.box, round_, after=tcp) for tcp in rotate]
@@ -271,7 +305,7 @@ class Recorder:
         path = files.writing_dir(self.config) / files.file_name(self.config.game.name, box.team, box.service,
                                                                round_, part)
         proc = subprocess.Popen(tcpdump_argv(self.config, box_pid, path), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_term_with_parent)
         assert proc.stderr is not None
         os.set_blocking(proc.stderr.fileno(), False)
         tcp = Tcpdump(box, round_, part, path, proc, netns, box_pid)
@@ -281,9 +315,11 @@ class Recorder:
 
     def _next_part(self, box: BoxInfo, round_: Round) -> int:
         """One more than the highest part of this box's round, finished or being written."""
-        stem = files.file_name(self.config.game.name, box.team, box.service, round_, 0).rsplit("_p", 1)[0]
-        folders = (files.writing_dir(self.config), files.team_dir(self.config, box.team))
-        parts = [files.parse_name(p.name, self.config.game.name) for f in folders for p in f.glob(f"{stem}_p*")]
+        game = self.config.game.name
+        stem = files.file_name(game, box.team, box.service, round_, 0).rsplit("_p", 1)[0]
+        names = [p.name for p in files.team_dir(self.config, box.team).glob(f"{stem}_p*")]
+        names += [finished_name(p.name, game) or "" for p in files.writing_dir(self.config).glob(f"{stem}_p*")]
+        parts = [files.parse_name(name, game) for name in names]
         return max((parsed[3] + 1 for parsed in parts if parsed), default=0)
 
     def _await_ready(self, started: list[Tcpdump]) -> None:
@@ -312,7 +348,8 @@ class Recorder:
         self.stats.failures += 1
         log.warning("tcpdump for %s failed (exit %s): %s", tcp.box.name, tcp.proc.poll(),
                     tcp.stderr.decode(errors="replace").strip()[-500:])
-        self._file(tcp.path)
+        for path in tcp.written():
+            self._file(path)
 
     def _stop(self, tcpdumps: Iterable[Tcpdump]) -> None:
         """SIGTERM them all (tcpdump flushes and exits), wait, then finish their files."""
@@ -331,12 +368,15 @@ class Recorder:
             if tcp.proc.stderr:
                 tcp.proc.stderr.close()
             self.stats.kernel_drops += _kernel_drops(tcp.stderr)
-            self._file(tcp.path)
+            for path in tcp.written():
+                self._file(path)
 
     # -- files -----------------------------------------------------------------------
     def _file(self, path: Path) -> None:
-        """Move a finished file to its team's folder (drop it when it holds no packet)."""
-        parsed = files.parse_name(path.name, self.config.game.name)
+        """Move a file tcpdump finished to its team's folder under its final name (drop it
+        when it holds no packet)."""
+        name = finished_name(path.name, self.config.game.name)
+        parsed = files.parse_name(name, self.config.game.name) if name else None
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -347,7 +387,7 @@ class Recorder:
             return
         folder = files.team_dir(self.config, parsed[0])
         folder.mkdir(mode=0o700, exist_ok=True)
-        os.replace(path, folder / path.name)
+        os.replace(path, folder / str(name))
         self.stats.finished += 1
 
     def prune(self) -> None:
