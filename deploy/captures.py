@@ -3,7 +3,7 @@
 `Recorder.step` (called twice a second by `run`) does the whole job:
 
 1. Keep a tcpdump alive for every running box of the game while the game runs or is paused
-   (round 1 on): ``nsenter -t <box pid> -n timeout 0 tcpdump -i eth0 -U -Z <captures.user>
+   (round 1 on): ``nsenter -t <box pid> -n timeout 0 tcpdump -i eth0 -U --immediate-mode -Z <captures.user>
    -C <captures.file_size> -w FILE <captures.filter>`` on this host, in the box's own network
    namespace, so a file holds only that box's traffic (what the box received and sent on
    the game network, published ports included: attackers and checkers alike arrive through
@@ -33,6 +33,7 @@ import pwd
 import re
 import select
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterable
@@ -87,6 +88,7 @@ class Tcpdump:
     box_pid: int
     stderr: bytes = b""
     ready: bool = False
+    parts: int = 0  # files of it already finished (tcpdump began a later one)
 
     def read_stderr(self) -> None:
         """Take what tcpdump wrote to stderr so far (never blocks)."""
@@ -133,11 +135,15 @@ def tcpdump_argv(config: GameConfig, box_pid: int, path: Path) -> list[str]:
     """The command that captures one box's traffic into `path` (and `path`1, `path`2 ... once
     each reaches the size cap: tcpdump -C, in whole millions of bytes). `timeout 0` (no time
     limit) stays root as tcpdump's parent and passes our SIGTERM on to it, also the one the
-    kernel sends when this process dies (tcpdump itself loses the death signal with -Z)."""
+    kernel sends when this process dies (tcpdump itself loses the death signal with -Z).
+    --immediate-mode: each packet is written when it arrives (without it the kernel holds
+    them up to a second, and a tcpdump stopped at a round's end loses that second), -U:
+    and reaches the file at once."""
     cap = config.captures
     millions = max(1, size_bytes(cap.file_size) // 10**6)
-    return ["nsenter", "-t", str(box_pid), "-n", "timeout", "0", "tcpdump", "-i", "eth0", "-n", "-U", "-s", "0",
-            "-Z", cap.user, "-C", str(millions), "-w", str(path), *([cap.filter] if cap.filter.strip() else [])]
+    return ["nsenter", "-t", str(box_pid), "-n", "timeout", "0", "tcpdump", "-i", "eth0", "-n", "-U",
+            "--immediate-mode", "-s", "0", "-Z", cap.user, "-C", str(millions), "-w", str(path),
+            *([cap.filter] if cap.filter.strip() else [])]
 
 
 def finished_name(written: str, game: str) -> str | None:
@@ -196,17 +202,17 @@ class Recorder:
     def open(self) -> None:
         """Take the game's capture lock, make the folders, finish what a dead predecessor left."""
         game = files.game_dir(self.config)
-        game.mkdir(parents=True, exist_ok=True)
-        game.chmod(0o711)
         self._lease = RunLease(game)  # its run.lock: one capture process per game
         if not self._lease.acquire():
             raise CaptureError(f"a capture process of game {self.config.game.name!r} runs already "
                                f"(pid {self._lease.holder()})")
+        game.chmod(0o711)  # tcpdump passes through; the team folders stay closed
         writing = files.writing_dir(self.config)
         writing.mkdir(exist_ok=True)
         user = pwd.getpwnam(self.config.captures.user)
         os.chown(writing, user.pw_uid, user.pw_gid)
         writing.chmod(0o700)
+        _check_reachable(writing, user)
         self._end_orphans(writing)
         for path in sorted(writing.iterdir()):
             self._file(path)
@@ -257,7 +263,7 @@ class Recorder:
             return
         boxes = self._boxes()
         now = time.monotonic()
-        ended, rotate = [], []
+        ended, rotate, grown = [], [], set()
         for name, tcp in list(self.running.items()):
             tcp.read_stderr()
             box = boxes.get(name)
@@ -266,6 +272,8 @@ class Recorder:
                 ended.append(self.running.pop(name))
             elif tcp.round != round_:
                 rotate.append(tcp)
+            elif self._take_full_parts(tcp):
+                grown.add(tcp.box.team)
         self._stop(ended)
         fresh = [self._start(box, round_) for name, box in boxes.items()
                  if name not in self.running and self.retry_at.get(name, 0) <= now]
@@ -274,6 +282,17 @@ class Recorder:
         self._stop([tcp for tcp in rotate if self.running.get(tcp.box.name) is not tcp])
         if ended or rotate or now >= self._next_prune:
             self.prune()
+        elif grown:
+            self.prune(grown)
+
+    def _take_full_parts(self, tcp: Tcpdump) -> bool:
+        """Finish the files tcpdump has closed (it began a later part: -C); True if any."""
+        taken = False
+        while tcp.path.with_name(f"{tcp.path.name}{tcp.parts + 1}").exists():
+            self._file(tcp.path.with_name(tcp.path.name + (str(tcp.parts) if tcp.parts else "")))
+            tcp.parts += 1
+            taken = True
+        return taken
 
     def _boxes(self) -> dict[str, BoxInfo]:
         """The game's running boxes (one list call, no inspect)."""
@@ -390,16 +409,18 @@ class Recorder:
         os.replace(path, folder / str(name))
         self.stats.finished += 1
 
-    def prune(self) -> None:
-        """Keep each team's files under captures.team_size: delete its oldest finished files."""
-        self._next_prune = time.monotonic() + PRUNE_SECONDS
+    def prune(self, teams: Iterable[TeamID] | None = None) -> None:
+        """Keep each team's files (those being written included) within captures.team_size:
+        delete its oldest finished files. `teams`: only these (default every team, and the
+        next full pass in PRUNE_SECONDS)."""
+        if teams is None:
+            self._next_prune = time.monotonic() + PRUNE_SECONDS
+            folders = files.game_dir(self.config).glob("t*")
+            teams = [int(f.name[1:]) for f in folders if f.name[1:].isdigit()]
         writing: dict[TeamID, int] = {}
         for tcp in self.running.values():
             writing[tcp.box.team] = writing.get(tcp.box.team, 0) + tcp.size()
-        for folder in files.game_dir(self.config).glob("t*"):
-            if not folder.name[1:].isdigit():
-                continue
-            team = int(folder.name[1:])
+        for team in teams:
             finished = files.team_files(self.config, team)
             total = writing.get(team, 0) + sum(f.size for f in finished)
             for old in finished:
@@ -435,6 +456,22 @@ class Recorder:
         while orphans and time.monotonic() < deadline:
             orphans = [pid for pid in orphans if Path(f"/proc/{pid}").exists()]
             time.sleep(0.05)
+
+
+def _check_reachable(folder: Path, user: pwd.struct_passwd) -> None:
+    """Refuse a folder the capture user cannot reach (tcpdump opens its files as that user)."""
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for parent in reversed(folder.parents):
+        mode = parent.stat()
+        if mode.st_uid == user.pw_uid:
+            allowed = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid in groups:
+            allowed = mode.st_mode & stat.S_IXGRP
+        else:
+            allowed = mode.st_mode & stat.S_IXOTH
+        if not allowed:
+            raise CaptureError(f"captures.dir: user {user.pw_name} (captures.user) cannot reach {folder}: {parent} is "
+                               f"not searchable for it (chmod o+x {parent}, or choose another captures.dir)")
 
 
 def _netns(pid: int) -> int | None:

@@ -13,8 +13,12 @@ them out. Both follow the rules here, and only these:
   Parts count from 0 within a round: a new part starts at the size cap and at a box restart.
 - Release: a file of round R is the owning team's once round R + ``captures.delay_rounds``
   has begun, and every finished file is once the game is over. Admins see every file.
-- Size: the files of one team (finished and being written) stay under ``captures.team_size``;
-  the oldest finished files (by round, then part) are deleted first.
+- Size: a file passing ``captures.file_size`` is finished and the box's next part begun
+  (tcpdump -C, which counts whole millions of bytes: 64m is a new part after 67,000,000
+  bytes; a file may pass that by one packet). Whenever a file is finished (and every 10 s)
+  the oldest finished files of its team (by round, then part) are deleted until the team's
+  files, those being written included, fit ``captures.team_size``; the files being written
+  may pass it by less than one ``file_size`` per box until the next check.
 """
 
 from __future__ import annotations
