@@ -323,7 +323,8 @@ def worker_command(config_path: str, concurrency: int | None, verbose: bool) -> 
 @main.command("run")
 @config_option
 def run_command(config_path: str) -> None:
-    """Run the platform's processes (web, TCP submission, ticker, worker) supervised.
+    """Run the platform's processes (web, TCP submission, ticker, worker; the capture
+    process too with captures.enabled) supervised.
 
     One per game: a second `adrange run` of the same game is refused while the first
     lives. A local redis_url where nothing answers gets a redis-server of its own (data in

@@ -40,7 +40,7 @@ from tests.game_helpers import start_at_round
 from tests.processes import Process, write_game
 from tests.web_helpers import ADMIN_HASH, ADMIN_PASSWORD
 
-ATTACKER, VICTIM = 221, 222
+ATTACKER, VICTIM = 251, 252
 FILE_CAP = 10**6  # captures.file_size 1m: tcpdump -C 1
 TEAM_CAP = 3 * 2**20  # captures.team_size 3m
 SNAPLEN = 262144  # a file passes the cap by at most one packet
@@ -169,7 +169,7 @@ def game(docker_engine, base_image, session_tag, redis_server):
         "game": {"name": f"cap{session_tag}", "secret": "capture-tests-secret-0123456789", "round_seconds": 60},
         "teams": [{"name": "attackers", "id": ATTACKER}, {"name": "defenders", "id": VICTIM}],
         "services": [s for s in challenge_services(60) if s["challenge"].endswith("pinger")],
-        "deploy": {"mode": "hosted", "box_subnet": "10.216.0.0/16", "ssh": False},
+        "deploy": {"mode": "hosted", "box_subnet": "10.217.0.0/16", "ssh": False},
         "captures": {"enabled": True, "dir": str(work / "pcap"), "delay_rounds": 2, "file_size": "1m",
                      "team_size": "3m"},
         "web": {"admin_password_hash": ADMIN_HASH},
