@@ -30,6 +30,7 @@ from deploy.demo import challenge_services
 from deploy.engine import connect
 from deploy.flagfile import write_flag
 from deploy.redis_server import free_port
+from deploy.supervisor import state_dir
 from scoreboard import captures as files
 from scoreboard.config import ConfigError, GameConfig, parse_config
 from scoreboard.flags import FlagCodec
@@ -340,3 +341,35 @@ def test_no_tcpdump_outlives_a_killed_capture_process_and_the_next_one_finishes_
     assert not (files.writing_dir(game.config) / left[0].name).exists()
     assert game.name(VICTIM, round_, 0) in game.listed(admin=True)
     assert os.stat(files.team_dir(game.config, VICTIM)).st_mode & 0o777 == 0o700
+
+
+def test_adrange_run_supervises_the_capture_process_of_a_hosted_game(redis_server, session_tag):
+    work = Path(tempfile.mkdtemp(prefix="adrange-captures-run-"))
+    work.chmod(0o711)
+    name = f"caprun{session_tag}"
+    data = {
+        "game": {"name": name, "secret": "capture-tests-secret-0123456789"},
+        "teams": [{"name": "one", "id": 253}, {"name": "two", "id": 254}],
+        "services": [s for s in challenge_services(60) if s["challenge"].endswith("pinger")],
+        "deploy": {"mode": "hosted", "box_subnet": "10.219.0.0/16"},
+        "captures": {"enabled": True, "dir": str(work / "pcap")},
+        "submission": {"faust_port": free_port(), "ructf_port": None, "forcad_port": None},
+        "web": {"port": free_port(), "admin_password_hash": ADMIN_HASH},
+        "redis_url": redis_server.url,
+    }
+    path = write_game(work / "game.yml", data)
+    lock = work / "pcap" / name / "run.lock"
+    run = Process(["run", "-c", str(path)], work, "run").start()
+    try:
+        def capturing() -> bool:
+            pid = lock.read_text().strip() if lock.exists() else ""
+            return pid.isdigit() and b"captures\0run" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        wait_for(capturing, 60, "adrange run's capture process", run)
+        pid = int(lock.read_text())
+        run.stop()
+        assert not Path(f"/proc/{pid}").exists()
+        assert "capturing game" in (state_dir(name) / "logs" / "captures.log").read_text()
+    finally:
+        run.kill()
+        shutil.rmtree(state_dir(name), ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
