@@ -77,7 +77,7 @@ class BoxInfo:
 
 @dataclass
 class Tcpdump:
-    """One running tcpdump of one box, writing one file."""
+    """One running tcpdump of one box and round, writing one part after another (-C)."""
 
     box: BoxInfo
     round: Round
@@ -120,7 +120,7 @@ class Tcpdump:
 
 @dataclass
 class Stats:
-    """What the process did, for its log and the benchmark."""
+    """What the process did (logged when it stops)."""
 
     started: int = 0
     finished: int = 0
@@ -222,6 +222,7 @@ class Recorder:
         self._stop([tcp for tcp in self.running.values()])
         self.running.clear()
         self.prune()
+        log.info("stopped: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in vars(self.stats).items()))
         if self._lease:
             self._lease.release()
             self._lease = None
@@ -270,6 +271,8 @@ class Recorder:
             if tcp.proc.poll() is not None or box is None or box.container_id != tcp.box.container_id \
                     or _netns(tcp.box_pid) != tcp.netns:
                 ended.append(self.running.pop(name))
+                log.info("%s: box stopped or restarted (tcpdump %s); round %d part %d finished", name,
+                         "exited" if tcp.proc.poll() is not None else "stopped", tcp.round, tcp.part + tcp.parts)
             elif tcp.round != round_:
                 rotate.append(tcp)
             elif self._take_full_parts(tcp):
@@ -386,7 +389,11 @@ class Recorder:
             tcp.read_stderr()
             if tcp.proc.stderr:
                 tcp.proc.stderr.close()
-            self.stats.kernel_drops += _kernel_drops(tcp.stderr)
+            drops = _kernel_drops(tcp.stderr)
+            if drops:
+                log.warning("%s round %d: the kernel dropped %d packets (tcpdump too slow)", tcp.box.name,
+                            tcp.round, drops)
+            self.stats.kernel_drops += drops
             for path in tcp.written():
                 self._file(path)
 
