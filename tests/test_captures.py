@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from scoreboard.store import GameStore
 from scoreboard.types import GameState
 from tests.conftest import game_data
 from tests.game_helpers import start_at_round
-from tests.processes import Process, write_game
+from tests.processes import ROOT, Process, write_game
 from tests.web_helpers import ADMIN_HASH, ADMIN_PASSWORD
 
 ATTACKER, VICTIM = 251, 252
@@ -273,17 +274,25 @@ def test_the_portal_page_links_the_released_files(game):
     assert session.get(f"{game.url}/api/captures/{released[0]}", timeout=5).content[:4] == b"\xd4\xc3\xb2\xa1"
 
 
-def test_a_restarted_box_goes_on_in_a_new_part(game):
+def test_a_restarted_or_reset_box_goes_on_in_a_new_part(game):
     round_ = game.round()
     game.wait_capturing(VICTIM)
-    boxes.restart(game.config, VICTIM, game.service.id)
+    boxes.restart(game.config, VICTIM, game.service.id)  # same container, new network namespace
     game.wait_capturing(VICTIM, part=1)
     requests.get(game.box_url(VICTIM, "/api/lookup?host=after-the-restart"), timeout=5)
+    boxes.reset(game.config, VICTIM, game.service.id)  # a new container
+    game.wait_capturing(VICTIM, part=2)
+    requests.get(game.box_url(VICTIM, "/api/lookup?host=after-the-reset"), timeout=5)
     game.next_round()
-    first, second = game.name(VICTIM, round_, 0), game.name(VICTIM, round_, 1)
-    wait_for(lambda: {first, second} <= set(game.listed(admin=True)), 30, "both parts finished", game.capture)
-    data = game.api(f"/api/captures/{second}", admin=True).content
-    assert any(b"after-the-restart" in payload for _s, _d, payload in tcp_payloads(data))
+    names = [game.name(VICTIM, round_, part) for part in range(3)]
+    wait_for(lambda: set(names) <= set(game.listed(admin=True)), 30, "the three parts finished", game.capture)
+    for part, word in ((1, b"after-the-restart"), (2, b"after-the-reset")):
+        data = game.api(f"/api/captures/{names[part]}", admin=True).content
+        assert any(word in payload for _s, _d, payload in tcp_payloads(data)), part
+    shown = subprocess.run([sys.executable, "-m", "deploy.cli", "captures", "list", "-c", str(game.path)],
+                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    row = next(line for line in shown.stdout.splitlines() if "defenders" in line)
+    assert shown.returncode == 0 and f"-{round_}│" in row.replace(" ", ""), shown.stdout  # rounds up to this one
 
 
 def test_size_cap_begins_new_parts_and_keeps_the_team_within_its_quota(game):
