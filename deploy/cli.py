@@ -339,6 +339,13 @@ def run_command(config_path: str) -> None:
     from scoreboard.web.auth import new_admin_password
 
     config = load_or_exit(config_path)
+    if config.captures.enabled:  # refuse now, not in a capture process restarted for ever
+        from deploy.captures import CaptureError, check_host
+
+        try:
+            check_host(config)
+        except CaptureError as exc:
+            raise click.ClickException(f"captures.enabled: {exc}") from None
     work = state_dir(config.game.name)
     lease = RunLease(work)
     if not lease.acquire():

@@ -45,9 +45,11 @@ def _send(name: str, team: TeamID | None) -> Response:
             parsed[2], game_store().state(), config.captures.delay_rounds))):
         abort(404)
     path = files.team_dir(config, parsed[0]) / name  # the name matched NAME: no separator, no '..'
-    if not path.is_file():
+    try:
+        handle = path.open("rb")
+    except (FileNotFoundError, IsADirectoryError):  # never written, or pruned (oldest first) meanwhile
         abort(404)
-    return send_file(path, mimetype=PCAP_TYPE, as_attachment=True, download_name=name, max_age=0)
+    return send_file(handle, mimetype=PCAP_TYPE, as_attachment=True, download_name=name, max_age=0)
 
 
 def team_released(team: TeamID) -> list[files.CaptureFile]:
