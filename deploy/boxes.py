@@ -108,8 +108,8 @@ def box_name(config: GameConfig, team: Team, service: Service) -> str:
 
 
 def require_hosted(config: GameConfig) -> None:
-    """Raise DeployError unless the game deploys its own targets."""
-    if config.deploy.mode != "hosted":
+    """Raise DeployError unless the game deploys its own targets (hosted or swarm mode)."""
+    if not config.deploy.hosts_boxes:
         raise DeployError("deploy.mode is external: teams bring their own vulnbox, adrange deploys nothing")
 
 
@@ -228,6 +228,10 @@ def existing_boxes(config: GameConfig) -> dict[tuple[str, str], docker.models.co
 def up(config: GameConfig, console: Console | None = None, build: bool = True) -> Counter:
     """Converge the running boxes to the game file; count created/recreated/started/unchanged/removed."""
     require_hosted(config)
+    if config.deploy.mode == "swarm":
+        from . import swarm
+
+        return swarm.up(config, console, build)
     console = console or Console(stderr=True)
     clients = all_engines(config)
     images.build_base(clients, config.deploy.base_image, console=console)
@@ -335,6 +339,10 @@ def _run_jobs(jobs: list[tuple[str, Callable[[], object]]], counts: Counter, con
 
 def down(config: GameConfig, console: Console | None = None) -> Counter:
     """Remove every box and the game network on every engine (works in any mode)."""
+    if config.deploy.mode == "swarm":
+        from . import swarm
+
+        return swarm.down(config, console)
     console = console or Console(stderr=True)
     counts: Counter = Counter()
     _run_jobs([("removed", lambda c=c: _remove(c)) for c in existing_boxes(config).values()], counts, console,
@@ -349,6 +357,10 @@ def down(config: GameConfig, console: Console | None = None) -> Counter:
 # -- single boxes --------------------------------------------------------------------
 def find_box(config: GameConfig, team_id: TeamID, service_id: ServiceID):
     """The container of one box (DeployError if it is not deployed)."""
+    if config.deploy.mode == "swarm":
+        from . import swarm
+
+        return swarm.find_box(config, team_id, service_id)
     team, service = config.team(team_id), config.service(service_id)
     url = engine_url(config, team)
     try:
@@ -362,6 +374,10 @@ def restart(config: GameConfig, team_id: TeamID, service_id: ServiceID) -> None:
     """Restart one box's container: /srv (the team's code, the service's data) stays as it
     was, the scratch mounts (/tmp, /home/team ...) start empty."""
     require_hosted(config)
+    if config.deploy.mode == "swarm":
+        from . import swarm
+
+        return swarm.restart(config, team_id, service_id)
     container = find_box(config, team_id, service_id)
     box = _one_box(config, team_id, service_id)
     if box.device:
@@ -379,6 +395,10 @@ def restart(config: GameConfig, team_id: TeamID, service_id: ServiceID) -> None:
 def reset(config: GameConfig, team_id: TeamID, service_id: ServiceID) -> None:
     """Recreate one box from its image on a fresh disk: the team's changes inside it are gone."""
     require_hosted(config)
+    if config.deploy.mode == "swarm":
+        from . import swarm
+
+        return swarm.reset(config, team_id, service_id)
     box = _one_box(config, team_id, service_id)
     client = connect(box.engine)
     try:
@@ -417,6 +437,10 @@ def resolve_ids(config: GameConfig, team: str, service: str) -> tuple[TeamID, Se
 def status(config: GameConfig, probe_timeout: float = 0.5) -> list[BoxStatus]:
     """One row per wanted box: container state, addresses, and whether its ports answer."""
     require_hosted(config)
+    if config.deploy.mode == "swarm":
+        from . import swarm
+
+        return swarm.status(config, probe_timeout)
     existing = existing_boxes(config)
     rows = []
     for team in config.teams:

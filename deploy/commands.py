@@ -16,12 +16,13 @@ from rich.table import Table
 
 from scoreboard.config import ConfigError, load_config
 
-from . import boxes, images
+from . import boxes, images, swarm_cluster
 from .engine import EngineError, all_engines, connect
 from .network import NetworkError
 
 console = Console(stderr=True)
-FAILURES = (EngineError, images.ImageError, boxes.DeployError, NetworkError, ConfigError)
+FAILURES = (EngineError, images.ImageError, boxes.DeployError, NetworkError, ConfigError,
+            swarm_cluster.SwarmError)
 config_option = click.option("-c", "--config", "config_path", default="game.yml", show_default=True,
                              envvar="ADRANGE_CONFIG", help="game file")
 
@@ -73,6 +74,10 @@ def images_base(force: bool, mirror: str | None, engine_urls: tuple[str, ...], c
 def images_build(config_path: str, force: bool) -> None:
     """Build every service's challenge image (only those whose folder changed)."""
     config = load_config(config_path)
+    if config.deploy.mode == "swarm":  # built once on deploy.swarm.build_engine, copied to every node
+        built = swarm_cluster.build_images(config, console, force=force)
+        click.echo(f"{len(built)} challenge image(s) on every swarm node")
+        return
     images.build_base(all_engines(config), config.deploy.base_image, console=console)
     click.echo(_summary(Counter(images.build_challenges(config, force=force, console=console))))
 
@@ -103,7 +108,7 @@ def images_load(file: str, engine_urls: tuple[str, ...]) -> None:
 # -- deploy ------------------------------------------------------------------------
 @click.group("deploy")
 def deploy_group() -> None:
-    """Run the teams' target boxes (deploy.mode hosted)."""
+    """Run the teams' target boxes (deploy.mode hosted, or swarm: one Swarm service per box)."""
 
 
 @deploy_group.command("up")
@@ -135,7 +140,8 @@ def deploy_status(config_path: str) -> None:
     table = Table("team", "service", "state", "box address", "published", "health", title="game boxes")
     colors = {"running": "green", "ok": "green", "down": "red", "missing": "red", "exited": "red"}
     for row in rows:
-        table.add_row(row.team, row.service, f"[{colors.get(row.state, 'yellow')}]{row.state}",
+        state = row.state.split()[0]  # swarm mode adds "on <node>"
+        table.add_row(row.team, row.service, f"[{colors.get(state, 'yellow')}]{row.state}",
                       row.address, row.published, f"[{colors.get(row.health, 'white')}]{row.health}")
     Console().print(table)
 

@@ -42,7 +42,12 @@ def write_flag(config: GameConfig, team_id: TeamID, service_id: ServiceID, flag:
     url = engine_url(config, team)
     name = box_name(config, team, service)
     try:
-        ok = connect(url).api.put_archive(name, posixpath.dirname(path), flag_tarball(path, flag))
+        if config.deploy.mode == "swarm":  # the box's container is on whichever node Swarm chose
+            from .swarm import write_flag as write_into_task
+
+            ok = write_into_task(config, team_id, service_id, posixpath.dirname(path), flag_tarball(path, flag))
+        else:
+            ok = connect(url).api.put_archive(name, posixpath.dirname(path), flag_tarball(path, flag))
     except NotFound:
         raise DeployError(f"no box {name} on {url} (or no folder {posixpath.dirname(path)} in it)") from None
     except APIError as exc:

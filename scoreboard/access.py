@@ -36,7 +36,7 @@ def team_access(config: GameConfig, team_id: TeamID) -> list[dict]:
 
     Each dict has ``service``, ``host``, ``port``, ``user`` and ``password``.
     """
-    if config.deploy.mode != "hosted" or not config.deploy.ssh:
+    if not config.deploy.hosts_boxes or not config.deploy.ssh:
         return []
     team = config.team(team_id)
     password = team_password(config, team)

@@ -10,6 +10,10 @@ counted three ways, each with its own cap:
 - in total, below the process's open-file limit with room left for Redis connections,
   log files and the other teams (`total_cap`).
 
+When several processes serve the same doors (submit servers sharing ports, on one host or
+behind a balancer), `share` splits the per-source and per-network caps between them, so
+together they never admit more than one process alone would.
+
 `acquire` answers with a `Ticket` (release it when the connection ends) or the reason
 for a refusal; the ticket remembers the keys it counted, so the counts stay right when an
 admin moves a team's network while its connections are open.
@@ -72,8 +76,8 @@ class ConnectionBudget:
 
     def __init__(self, per_source: int, per_network: int, total: int,
                  network_of: Callable[[str], str | None] = lambda _address: None) -> None:
-        self.per_source = per_source
-        self.per_network = per_network
+        self.per_source = self.source_cap = per_source  # caps of all processes together / of this one
+        self.per_network = self.network_cap = per_network
         self.total = total
         self.network_of = network_of
         self.sources: defaultdict[str, int] = defaultdict(int)
@@ -86,9 +90,9 @@ class ConnectionBudget:
         network = self.network_of(source) or default_network(source)
         if self.open >= self.total:
             reason = "server is full"
-        elif self.networks[network] >= self.per_network:
+        elif self.networks[network] >= self.network_cap:
             reason = "too many connections from your network"
-        elif self.sources[source] >= self.per_source:
+        elif self.sources[source] >= self.source_cap:
             reason = "too many connections from your address"
         else:
             self.open += 1
@@ -97,6 +101,14 @@ class ConnectionBudget:
             return Ticket(source, network)
         self.refused[reason] += 1
         return reason
+
+    def share(self, processes: int) -> None:
+        """This process is one of `processes` serving the same doors: it admits its share of
+        each per-source and per-network cap (at least one connection). The total cap stays
+        this process's own: it guards this process's open files."""
+        processes = max(1, processes)
+        self.source_cap = max(1, self.per_source // processes)
+        self.network_cap = max(1, self.per_network // processes)
 
     def release(self, ticket: Ticket) -> None:
         """The connection behind `ticket` has ended."""

@@ -259,9 +259,63 @@ class Web(_Model):
     proxy_hops: int = Field(1, ge=1, le=5, description="trusted proxies in a row in front of the web nodes")
 
 
+CONSTRAINT_RE = re.compile(r"(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)"
+                           r"|engine\.labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[^\s=!]+")
+SPREAD_RE = re.compile(r"(node\.labels\.[A-Za-z0-9_.-]+|engine\.labels\.[A-Za-z0-9_.-]+|node\.(id|hostname))")
+
+
+class SwarmPlacement(_Model):
+    """deploy.swarm: where Swarm may put the boxes (deploy.mode swarm)."""
+
+    build_engine: str = Field("unix:///var/run/docker.sock", description="engine that builds the images; "
+                              "deploy/swarm_images.py copies them to every node")
+    constraints: list[str] = Field(default_factory=list, description="Swarm constraints for every box")
+    teams: dict[str, list[str]] = Field(default_factory=dict, description="team name or id: its boxes' constraints")
+    services: dict[str, list[str]] = Field(default_factory=dict, description="service name: its boxes' constraints")
+    spread: list[str] = Field(default_factory=list, description="node labels to spread boxes over, in order "
+                              "(Swarm spreads over nodes anyway)")
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, value: list[str]) -> list[str]:
+        return _check_constraints(value)
+
+    @field_validator("teams", "services")
+    @classmethod
+    def _keyed_constraints(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, items in value.items():
+            try:
+                _check_constraints(items)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return value
+
+    @field_validator("spread")
+    @classmethod
+    def _spread(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not SPREAD_RE.fullmatch(item):
+                raise ValueError(f"{item!r}: give a node label like node.labels.rack")
+        return value
+
+
+def _check_constraints(items: list[str]) -> list[str]:
+    for item in items:
+        if not CONSTRAINT_RE.fullmatch(item.strip()):
+            raise ValueError(f"{item!r} is not a Swarm constraint (node.labels.NAME==VALUE, node.hostname!=HOST, "
+                             "node.role==worker ...)")
+    return [item.strip() for item in items]
+
+
 class Deploy(_Model):
-    mode: Literal["hosted", "external"] = "external"
+    mode: Literal["hosted", "swarm", "external"] = "external"
     engines: list[str] = Field(default_factory=lambda: ["unix:///var/run/docker.sock"])
+    swarm: SwarmPlacement = SwarmPlacement()
+
+    @property
+    def hosts_boxes(self) -> bool:
+        """True when adrange runs the targets (hosted or swarm mode)."""
+        return self.mode in ("hosted", "swarm")
 
     @field_validator("engines")
     @classmethod
@@ -377,6 +431,7 @@ class GameConfig(_Model):
                     raise ValueError(f"deploy.network_scheme gives team {team.name!r} no network: {exc}") from None
         _unique(self.teams, "token", "teams")
         _fit_timeouts(self.services, self.game.round_seconds)
+        _check_placement_keys(self)
         _check_captures(self)
         if not any(not t.nop for t in self.teams):
             raise ValueError("teams: at least one team must not be nop")
@@ -414,6 +469,18 @@ def derive_token(secret: str, team_id: TeamID) -> str:
     return hmac.new(secret.encode(), b"token:%d" % team_id, hashlib.sha256).hexdigest()[:32]
 
 
+def _check_placement_keys(config: GameConfig) -> None:
+    """deploy.swarm.teams and .services name teams and services of the game."""
+    teams = {t.name for t in config.teams} | {str(t.id) for t in config.teams}
+    for key in config.deploy.swarm.teams:
+        if key not in teams:
+            raise ValueError(f"deploy.swarm.teams: {key!r} is no team of the game (give a team's name or id)")
+    services = {s.name for s in config.services}
+    for key in config.deploy.swarm.services:
+        if key not in services:
+            raise ValueError(f"deploy.swarm.services: {key!r} is no service of the game (give a service's name)")
+
+
 def _fit_timeouts(services: list[Service], round_seconds: float) -> None:
     """Give each checker its default timeout; refuse one that cannot run whole in a round
     (an action is only started with its whole timeout left, so it would never run)."""
@@ -434,8 +501,10 @@ def _check_captures(config: GameConfig) -> None:
     if not captures.enabled:
         return
     if config.deploy.mode != "hosted":
-        raise ValueError("captures.enabled: only a hosted game (deploy.mode: hosted) captures its boxes' traffic; "
-                         "external vulnboxes are not on this host")
+        why = "Swarm places the boxes on its nodes" if config.deploy.mode == "swarm" else \
+            "teams bring their own vulnboxes"
+        raise ValueError(f"captures.enabled: only deploy.mode hosted captures its boxes' traffic (this game is "
+                         f"{config.deploy.mode}: {why})")
     remote = [url for url in config.deploy.engines if not url.startswith("unix://")]
     if remote:
         raise ValueError(f"captures.enabled: the capture process runs tcpdump in the boxes' network namespaces on "
@@ -655,7 +724,7 @@ def offline_problems(config: GameConfig) -> list[str]:
             problems.append(f"{where}.checker.url: an eno checker needs an http(s):// URL, not {spec.url!r}")
         if service.challenge and not config.resolve(service.challenge).is_dir():
             problems.append(f"{where}.challenge: no such folder: {config.resolve(service.challenge)}")
-        elif config.deploy.mode == "hosted" and service.enabled:
+        elif config.deploy.hosts_boxes and service.enabled:
             if not service.challenge:
                 problems.append(f"{where}.challenge: hosted mode needs the challenge folder")
             elif not (config.resolve(service.challenge) / "service" / "Dockerfile").is_file():

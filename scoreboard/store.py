@@ -136,6 +136,10 @@ class Keys:
         self.engine = p + "engine"  # round-engine counters for /metrics
         self.socketio_channel = p + "socketio"  # pub/sub channel of the web nodes
 
+    def processes(self, kind: str) -> str:
+        """The live processes of one kind (member -> lease end), e.g. the submit servers."""
+        return f"{self.prefix}processes:{kind}"
+
     def web_session(self, sid: str) -> str:
         """A logged-in web session's record (who it is for), by its id."""
         return f"{self.web}:session:{sid}"
@@ -565,6 +569,20 @@ class GameStore:
     def stats(self) -> dict[str, int]:
         """Running counters (accepted flags and others)."""
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.counters).items()}
+
+    def live_processes(self, kind: str, member: str, lease: float) -> int:
+        """Register `member` as a live process of `kind` for `lease` more seconds; return how
+        many processes of that kind are live (a killed one drops out when its lease ends)."""
+        key, now = self.keys.processes(kind), time.time()
+        pipe = self.redis.pipeline()
+        pipe.zadd(key, {member: now + lease})
+        pipe.zremrangebyscore(key, "-inf", now)
+        pipe.zcard(key)
+        return int(pipe.execute()[-1])
+
+    def leave_processes(self, kind: str, member: str) -> None:
+        """`member` stops: it no longer counts as live."""
+        self.redis.zrem(self.keys.processes(kind), member)
 
     def add_stats(self, counts: dict[str, int]) -> None:
         """Add to the running counters (each process adds its own, so they sum over processes)."""

@@ -80,7 +80,8 @@ def _config_error(redis_url: str, captures_keys: dict[str, Any], **deploy: Any) 
 
 def test_bad_capture_settings_are_refused_naming_the_key(redis_server):
     url = redis_server.url
-    assert "captures.enabled: only a hosted game" in _config_error(url, {"enabled": True})
+    assert "captures.enabled: only deploy.mode hosted captures its boxes' traffic (this game is external" \
+        in _config_error(url, {"enabled": True})
     assert "deploy.engines ['tcp://10.0.0.9:2376'] are not local" in _config_error(
         url, {"enabled": True}, mode="hosted", engines=["tcp://10.0.0.9:2376"])
     assert "captures.team_size: 1m cannot hold one 1m file (captures.file_size) for each of a team's 2 boxes" \

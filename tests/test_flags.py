@@ -79,3 +79,18 @@ def test_check_is_verify_without_raising():
     flag = codec.generate(7, 2, 3, 1)
     assert codec.check(flag) == codec.verify(flag)
     assert codec.check(flag[:-2] + "A=") is None and codec.check("junk") is None
+
+
+def test_only_the_base32_alphabet_decodes_whatever_int_would_accept():
+    """int(text, 32) takes digits 0-9 and 8/9, lower case, "_" between digits and white space
+    around them: none of those is a flag's spelling."""
+    codec = FlagCodec("secret-secret-secret")
+    flag = codec.generate(7, 2, 3, 1)
+    variants = [flag.lower(), " " + flag[1:], flag[:30] + " =", flag[:5] + "_" + flag[6:], "+" + flag[1:],
+                flag[:3] + "0" + flag[4:], flag[:3] + "8" + flag[4:], flag[:31] + "A", flag[:31] + "\n"]
+    for variant in variants:
+        assert len(variant) == 32
+        assert codec.check(variant) is None and codec.check(variant.encode()) is None
+        with pytest.raises((InvalidFlagFormat, InvalidFlagMAC)):
+            codec.verify(variant)
+    assert codec.check(flag.encode()) == (7, 2, 3, 1)

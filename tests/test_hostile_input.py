@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from scoreboard.submission.tcp import TOKEN_LOCKED
+from scoreboard.submission.session import TOKEN_LOCKED
 from tests.fault_helpers import flag_stream, rss_kib, start_platform
 from tests.game_helpers import start_at_round
 from tests.submit_helpers import LineClient, tcp_server

@@ -4,12 +4,13 @@ one address (a shared NAT, a neighbour's box) never locks another team out of it
 from __future__ import annotations
 
 import math
+import socket
 import time
 
 import requests
 
 from scoreboard.submission.limits import SharedRate, TokenGuard
-from scoreboard.submission.tcp import TOKEN_LOCKED
+from scoreboard.submission.session import TOKEN_LOCKED
 from tests.game_helpers import start_at_round
 from tests.submit_helpers import tcp_server
 from tests.test_hostile_input import forcad_attempt
@@ -87,3 +88,51 @@ def test_a_lockout_made_over_http_holds_on_every_tcp_server_but_not_for_the_home
                             timeout=5).status_code == 429
     finally:
         game.stop()
+
+
+def _admitted(port: int, source: str, tries: int) -> list[socket.socket]:
+    """Open `tries` connections from `source`; keep those that got a greeting, not a refusal."""
+    kept = []
+    for _ in range(tries):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        first = sock.recv(100)
+        if first.startswith(b"adrange flag submission"):
+            kept.append(sock)
+        else:
+            assert first == b"Too many connections from your address\n", first
+            sock.close()
+    return kept
+
+
+def test_two_submit_servers_share_the_per_source_cap_instead_of_doubling_it(make_game):
+    config, store = make_game(teams=2)
+    config.submission.limits.connections_per_source = 4
+    start_at_round(store, 1)
+    with tcp_server(config, store) as one, tcp_server(config, store) as two:
+        deadline = time.monotonic() + 10  # the first server learns of the second within a second
+        while True:
+            held = _admitted(one["faust"], "127.0.1.7", 3)
+            for sock in held:
+                sock.close()
+            if len(held) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(held) == 2
+        time.sleep(0.5)  # the closed ones are released
+        open_ = _admitted(one["faust"], "127.0.1.7", 4) + _admitted(two["faust"], "127.0.1.7", 4)
+        assert len(open_) == 4  # the cap of 4 over both, not 4 on each
+        for sock in open_:
+            sock.close()
+    with tcp_server(config, store) as alone:  # the others left: one server takes the whole cap
+        held = _admitted(alone["faust"], "127.0.1.8", 6)
+        assert len(held) == 4
+        for sock in held:
+            sock.close()
+
+
+def test_a_killed_servers_lease_ends_by_itself(make_game):
+    config, store = make_game()
+    assert store.live_processes("submit", "killed", 0.5) == 1
+    assert store.live_processes("submit", "alive", 5) == 2
+    time.sleep(1)
+    assert store.live_processes("submit", "alive", 5) == 1

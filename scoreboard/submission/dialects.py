@@ -7,8 +7,9 @@ DESIGN.md section 6. Every greeting is one write; every flag line gets one reply
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 
 from .verdicts import Result, Verdict
 
@@ -79,14 +80,31 @@ class Dialect:
 
     tails: dict[Result, bytes] = field(default_factory=dict, compare=False, repr=False)  # encoded, by result
 
-    def reply(self, raw: bytes, result: Result, limit: int) -> bytes:
-        """The reply line to one submitted line (cut to `limit` bytes in the echo)."""
+    def tail_bytes(self, result: Result) -> bytes:
+        """What follows the echoed flag in the reply to a flag with this result."""
         tail = self.tails.get(result)
         if tail is None:
             if len(self.tails) > 4096:  # points vary with the formula: keep it bounded
                 self.tails.clear()
             tail = self.tails[result] = self.tail(result).encode()
-        return self.head + echo(raw, limit) + tail
+        return tail
+
+    def replies(self, lines: list[bytes], results: list[Result], limit: int) -> bytes:
+        """The reply lines to submitted lines, as one block (each echo cut to `limit` bytes).
+
+        Built by C loops: a batch's results are mostly a few shared objects, so each distinct
+        one's tail is found once (by identity: every result is alive in `results` meanwhile),
+        and a batch of plain ASCII lines is echoed as is."""
+        if len(lines) <= 1:  # one flag per write: a player's loop
+            return self.head + echo(lines[0], limit) + self.tail_bytes(results[0]) if lines else b""
+        distinct = dict(zip(map(id, results), results, strict=True))
+        tails = {key: self.tail_bytes(result) for key, result in distinct.items()}
+        joined = b"".join(lines)
+        if joined.translate(None, _PLAIN) or max(map(len, lines)) > limit:
+            echoes: Iterable[bytes] = (echo(line, limit) for line in lines)
+        else:
+            echoes = lines
+        return b"".join(chain.from_iterable(zip(repeat(self.head), echoes, map(tails.__getitem__, map(id, results)))))
 
 
 FAUST = Dialect(

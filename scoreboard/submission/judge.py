@@ -59,16 +59,17 @@ class Judge:
         if attacker in self.nop_teams:
             return Batch(attacker, [Result(Verdict.NOP_SUBMITTER)] * len(flags))
         batch = Batch(attacker, [None] * len(flags))
-        check, results = self.codec.check, batch.results
-        for index, flag in enumerate(flags):
-            info = check(flag)
-            if info is None or info.team not in self.team_ids or info.service not in self.service_ids:
+        check, results, teams, services, nop = self.codec.check, batch.results, self.team_ids, self.service_ids, \
+            self.nop_teams
+        for index, info in enumerate(map(check, flags)):
+            if info is None or info.team not in teams or info.service not in services:
                 results[index] = _INVALID
             elif info.team == attacker:
                 results[index] = _OWN
-            elif info.team in self.nop_teams:
+            elif info.team in nop:
                 results[index] = _NOP
             else:
+                flag = flags[index]
                 text = flag.decode() if isinstance(flag, bytes) else flag
                 batch.candidates.append((text, info.team, info.service, info.round))
                 batch.positions.append(index)

@@ -1,16 +1,17 @@
 """The TCP submission server: one asyncio loop, one listening port per dialect.
 
-Reads whatever a client sends, answers every complete line in order with one write per
-read, and runs at most one submit script call per read (none when every flag of it is
-denied in memory), so a farm that sends its whole batch in one segment gets its answers at
-once. Limits (line length: an overlong line is judged invalid; per-team rate, connection
-budgets, idle and session timeouts, lockout after wrong tokens) answer or close; nothing a
-client sends can stop the server.
+Each admitted connection is a `Session` protocol (session.py): whatever a client sends is
+answered line by line in order, with one write per read and at most one submit script call
+per `BATCH_LINES` lines (none when every flag of them is denied in memory), so a farm that
+sends its whole batch in one segment gets its answers at once. Limits (line length: an
+overlong line is judged invalid; per-team rate, connection budgets, idle and session
+timeouts, checked by one sweep every `SWEEP_SECONDS` or sooner, lockout after wrong tokens)
+answer or close; nothing a client sends can stop the server.
 
 Connections are accepted by hand rather than by `asyncio.start_server`: each is counted
 against a `ConnectionBudget` (per source, per team network or /24, in total below the
 open-file limit) straight after accept(), and a refused one gets one line and is closed
-there, before any transport or task exists; refusals are logged as one summary per
+there, before any transport or protocol exists; refusals are logged as one summary per
 `REFUSALS_LOG_SECONDS`. When accept() itself fails (no file left), the listener pauses
 `ACCEPT_RETRY_SECONDS` and the failure is logged at most once per interval (asyncio 3.11's
 own server goes on calling accept() after such an error, logging each failure and
@@ -32,34 +33,36 @@ import errno
 import functools
 import logging
 import math
+import os
 import signal
 import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..budgets import ConnectionBudget, ThrottledLog, Ticket, default_network, total_cap
-from ..config import GameConfig, Limits
+from ..config import GameConfig
 from ..effective import EffectiveGame, PerVersion
 from ..store import AsyncSubmitter, GameStore, connect_async
 from ..teams import TeamDirectory
 from ..types import TeamID
 from .dialects import DIALECTS, Dialect
 from .history import SubmissionHistory
-from .judge import Judge
+from .judge import Batch, Judge
 from .limits import SharedRate, TokenGuard
+from .session import Session
 from .verdicts import Result, Verdict
 
 log = logging.getLogger("adrange.submit")
+_UNKNOWN_TEAM = Result(Verdict.UNKNOWN_TEAM)
 accept_log = logging.getLogger("adrange.submit.accept")  # accept() failures come in storms: throttled
 accept_log.addFilter(ThrottledLog())
-READ_SIZE = 65536
-WRITE_TIMEOUT = 10.0
-CLOSE_TIMEOUT = 2.0
 BACKLOG = 4096  # connections the kernel queues before accept() (capped by net.core.somaxconn): room for bursts
 ACCEPT_BATCH = 256  # connections accepted per wake-up of a listener, so reads are served in between
 ACCEPT_RETRY_SECONDS = 0.1
-TOKEN_LOCKED = b"Too many invalid team tokens from your address, try again later\n"
+PROCESS_LEASE_SECONDS = 5.0  # a killed submit server stops counting among the live ones after this
+SWEEP_SECONDS = 0.5  # sessions are closed at most this long past a deadline (sooner with short timeouts)
 FOLLOW_SECONDS = 1.0
 REFUSALS_LOG_SECONDS = 10.0  # refusals are logged as one summary per this interval, never one by one
 NETWORK_CACHE = 65536  # source addresses whose network is remembered (per game version)
@@ -137,10 +140,12 @@ class SubmissionServer:
         self.budget = ConnectionBudget(self.limits.connections_per_source, self.limits.connections_per_network,
                                        total_cap(self.limits.connections_total), self._network_of)
         self.accept_errors = 0
+        self.member = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"  # in the live submit servers
         self.token_guard = TokenGuard(submitter.store, self.limits.token_failures, self.limits.token_lockout)
         self.listeners: list[socket.socket] = []
-        self.sessions: set[asyncio.Task[None]] = set()
-        self._follower: asyncio.Task[None] | None = None
+        self.sessions: set[Session] = set()
+        self._admitting: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
         self._published: Counter[str] = Counter()
         self._refused_from: Counter[str] = Counter()  # source -> refusals since the last summary
 
@@ -152,7 +157,8 @@ class SubmissionServer:
         listening there); return dialect -> bound port."""
         sub = self.config.submission
         await asyncio.to_thread(self.game.refresh)
-        self._follower = asyncio.create_task(self._follow_game())
+        await asyncio.to_thread(self._register)  # a joining process takes its share from the start
+        self._background = [asyncio.create_task(self._follow_game()), asyncio.create_task(self._sweep())]
         wanted = ports if ports is not None else {
             "faust": sub.faust_port, "ructf": sub.ructf_port, "forcad": sub.forcad_port}
         bound = {}
@@ -172,11 +178,16 @@ class SubmissionServer:
         for sock in self.listeners:
             loop.remove_reader(sock)
             sock.close()
-        tasks = [*self.sessions, *([self._follower] if self._follower else [])]
+        for session in list(self.sessions):
+            session.abort()
+        tasks = [*self._admitting, *self._background]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # the aborted sessions' connection_lost
         await asyncio.to_thread(self.history.flush)
+        with contextlib.suppress(Exception):  # Redis down: the lease ends by itself
+            await asyncio.to_thread(self.submitter.store.leave_processes, "submit", self.member)
 
     def _resume(self, sock: socket.socket, dialect: Dialect) -> None:
         if sock.fileno() != -1:  # not closed meanwhile
@@ -204,9 +215,9 @@ class SubmissionServer:
                 _refuse(conn, ticket)
                 self._refused_from[peer[0]] += 1
                 continue
-            task = asyncio.create_task(self._serve(dialect, conn, ticket))
-            self.sessions.add(task)
-            task.add_done_callback(self.sessions.discard)
+            task = asyncio.create_task(self._admit(dialect, conn, ticket))
+            self._admitting.add(task)
+            task.add_done_callback(self._admitting.discard)
 
     async def _follow_game(self) -> None:
         """Every FOLLOW_SECONDS, off the event loop: re-read the effective game, publish the
@@ -222,10 +233,16 @@ class SubmissionServer:
             counts["tcp_accept_errors"] = self.accept_errors
             try:
                 await asyncio.to_thread(self.game.refresh)
+                await asyncio.to_thread(self._register)
                 await asyncio.to_thread(self._publish, counts)
                 await asyncio.to_thread(self.history.flush)
             except Exception:  # a bug here must not freeze the game as it is
                 log.exception("reading the effective game, publishing the counts or writing the history failed")
+
+    def _register(self) -> None:
+        """Renew this process's lease among the game's submit servers and take its share of
+        the connection caps (SO_REUSEPORT or a balancer spreads connections over all of them)."""
+        self.budget.share(self.submitter.store.live_processes("submit", self.member, PROCESS_LEASE_SECONDS))
 
     def _log_refusals(self) -> None:
         """One line for the refusals since the last one: how many, and the sources refused most."""
@@ -240,163 +257,80 @@ class SubmissionServer:
         self.submitter.store.add_stats(counts - self._published)
         self._published = counts
 
-    async def _serve(self, dialect: Dialect, conn: socket.socket, ticket: Ticket) -> None:
-        """One admitted connection, start to end; never raises."""
-        try:
-            reader, writer = await asyncio.open_connection(sock=conn, limit=READ_SIZE)
-            try:
-                await self._session(dialect, _Input(reader, self.limits), writer, ticket.source)
-            finally:
-                await _close(writer)
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except Exception:  # a bug must cost one connection, never the server
-            log.exception("submission session from %s failed", ticket.source)
-        finally:
-            conn.close()  # already closed by its transport, unless the streams never started
-            self.budget.release(ticket)
-
-    async def _session(self, dialect: Dialect, lines: _Input, writer: asyncio.StreamWriter, source: str) -> None:
-        writer.write(dialect.greeting)
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-        team: TeamID | None = None
-        known: tuple[TeamDirectory | None, TeamID | None] = (None, None)  # the team of `source` in that directory
-        if dialect.by_token:
-            line = await lines.first_line()
-            if line is None:
-                return
-            teams = self.teams.get()
-            team = teams.by_token(line.strip().decode("utf-8", "replace"))
-            if not await asyncio.to_thread(self.token_guard.admits, source, team, teams.by_address(source)):
-                writer.write(TOKEN_LOCKED)
-                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-                return
-            await asyncio.to_thread(self.token_guard.record, source, team is not None, f"team token on {dialect.name}")
-            if team is None:
-                writer.write(dialect.token_bad)
-                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-                return
-            writer.write(dialect.token_ok)
-        while True:
-            ended = False
-            if b"\n" not in lines.buffer and not await lines.read():
-                if not lines.buffer.strip():
-                    return
-                lines.buffer += b"\n"  # the client half-closed after a last line without newline
-                ended = True
-            complete = lines.take()
-            if dialect.empty_line_ends:
-                for index, line in enumerate(complete):
-                    if not line.strip():
-                        complete, ended = complete[:index], True
-                        break
-            flags = [line.strip() for line in complete if line.strip()]
-            if flags:
-                if not dialect.by_token:  # added, disabled or readdressed since the last read
-                    directory = self.teams.get()
-                    if directory is not known[0]:
-                        known = (directory, directory.by_address(source))
-                    team = known[1]
-                writer.write(await self.answer(dialect, team, flags))
-            await _drain(writer)
-            if ended:
-                return
-
-    async def answer(self, dialect: Dialect, team: TeamID | None, flags: list[bytes]) -> bytes:
-        """Judge a batch of flag lines; return all reply lines as one block."""
-        limit = self.limits.line_length
-        results = await self.judge_flags(team, flags)
-        self.history.record(team, dialect.name, flags, results)
-        return b"".join([dialect.reply(f, r, limit) for f, r in zip(flags, results, strict=True)])
-
-    async def judge_flags(self, team: TeamID | None, flags: list[bytes]) -> list[Result]:
-        """Verdicts for one team's flags, in order."""
+    def decide_now(self, dialect: Dialect, team: TeamID | None, flags: list[bytes]) -> bytes | _Pending:
+        """The reply block to a batch of flag lines when the judge decides every one alone;
+        otherwise what `decide_later` finishes through Redis."""
         if team is None:
-            return [Result(Verdict.UNKNOWN_TEAM)] * len(flags)
+            return self._reply(dialect, team, flags, [_UNKNOWN_TEAM] * len(flags))
         limit = self.limits.line_length
-        flags = [b"" if len(f) > limit else f for f in flags]  # a too-long line is no flag
+        flags_in = flags if max(map(len, flags)) <= limit else [b"" if len(f) > limit else f for f in flags]
+        # (a too-long line is no flag)
         judge = self.judges.get()
-        batch = judge.prepare(team, flags)
+        batch = judge.prepare(team, flags_in)
+        rated = True
         if batch.candidates:  # only they count against the rate: garbage costs no Redis call at all
+            granted = self.rate.take_leased(team, len(batch.candidates))
+            if granted is None:  # a few times a second per busy team: the lease is renewed in Redis
+                rated = False
+            else:
+                batch.limit(granted)
+        if rated and not batch.candidates:
+            return self._reply(dialect, team, flags, judge.finish(batch, []))
+        return _Pending(judge, batch, flags, rated)
+
+    async def decide_later(self, dialect: Dialect, team: TeamID | None, pending: _Pending) -> bytes:
+        """The reply block to a batch that needs Redis (a rate lease, the submit script)."""
+        judge, batch = pending.judge, pending.batch
+        if not pending.rated:
             wanted = len(batch.candidates)
-            granted = self.rate.take_leased(team, wanted)
-            if granted is None:  # a few times a second per busy team
-                await asyncio.to_thread(self.rate.refill, team, wanted)
-                granted = self.rate.take_leased(team, wanted) or 0
-            batch.limit(granted)
+            await asyncio.to_thread(self.rate.refill, batch.attacker, wanted)
+            batch.limit(self.rate.take_leased(batch.attacker, wanted) or 0)
         try:
-            answers = await self.submitter.submit(team, batch.candidates)
+            answers = await self.submitter.submit(batch.attacker, batch.candidates)
         except Exception:
             log.exception("submit script failed")
-            return judge.failed(batch)
-        return judge.finish(batch, answers)
+            results = judge.failed(batch)
+        else:
+            results = judge.finish(batch, answers)
+        return self._reply(dialect, team, pending.flags, results)
+
+    def _reply(self, dialect: Dialect, team: TeamID | None, flags: list[bytes], results: list[Result]) -> bytes:
+        """Record the verdicts in the history; return all reply lines as one block."""
+        self.history.record(team, dialect.name, flags, results)
+        return dialect.replies(flags, results, self.limits.line_length)
+
+    async def _admit(self, dialect: Dialect, conn: socket.socket, ticket: Ticket) -> None:
+        """Hand an admitted connection to its `Session` (which gives its ticket back)."""
+        session = Session(self, dialect, ticket)
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: session, conn)
+        except Exception as exc:  # gone before its transport existed
+            log.debug("connection from %s lost before its session began: %s", ticket.source, exc)
+            conn.close()
+            session.release()
+
+    async def _sweep(self) -> None:
+        """Close the sessions past a deadline, a few times per shortest timeout."""
+        loop = asyncio.get_running_loop()
+        every = min(SWEEP_SECONDS, self.limits.idle_timeout / 4, self.limits.session_timeout / 4)
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for session in [s for s in self.sessions if s.overdue(now)]:
+                if session.closed_at is None and session.write_blocked_at is None:
+                    session.close()  # idle or out of time: what it was sent still goes out
+                else:
+                    session.abort()
 
 
-class _Input:
-    """A session's bytes read so far, under its two clocks.
+@dataclass(slots=True)
+class _Pending:
+    """A batch waiting for Redis: the judge's work so far and the lines it answers."""
 
-    The idle deadline moves only when a complete line arrives (a trickle of bytes without a
-    newline does not hold a connection open); the session deadline never moves. A read
-    past either raises TimeoutError. Lines already read are answered first. An unfinished
-    line longer than the line length keeps only its first `line_length` + 1 bytes (so it is
-    judged invalid when its newline comes, as it would be in one segment); the rest of it
-    is read and dropped.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, limits: Limits) -> None:
-        self.reader = reader
-        self.buffer = b""
-        self.dropping = False  # inside an overlong line, past what is kept of it
-        self.idle = limits.idle_timeout
-        self.line_length = limits.line_length
-        now = asyncio.get_running_loop().time()
-        self.line_due = now + self.idle
-        self.ends = now + limits.session_timeout
-
-    async def read(self) -> bool:
-        """Read once more into `buffer`; False at the end of the input."""
-        now = asyncio.get_running_loop().time()
-        wait = min(self.line_due, self.ends) - now
-        if wait <= 0:
-            raise TimeoutError
-        async with asyncio.timeout(wait):  # no task per read, unlike wait_for
-            chunk = await self.reader.read(READ_SIZE)
-        if not chunk:
-            return False
-        if b"\n" in chunk:
-            self.line_due = asyncio.get_running_loop().time() + self.idle
-        if self.dropping:  # the rest of an overlong line
-            cut = chunk.find(b"\n")
-            if cut < 0:
-                return True
-            chunk, self.dropping = chunk[cut:], False
-        self.buffer += chunk
-        start = self.buffer.rfind(b"\n") + 1
-        if len(self.buffer) - start > self.line_length:
-            self.buffer, self.dropping = self.buffer[:start + self.line_length + 1], True
-        return True
-
-    def take(self) -> list[bytes]:
-        """The complete lines in `buffer`, leaving the unfinished rest there; a line longer
-        than the line length cut to its first `line_length` + 1 bytes, exactly what `read`
-        keeps of one that arrives in pieces (so its verdict does not depend on segmentation)."""
-        *complete, self.buffer = self.buffer.split(b"\n")
-        keep = self.line_length + 1
-        return [line if len(line) < keep else line[:keep] for line in complete]
-
-    async def first_line(self) -> bytes | None:
-        """One line (the team token); None at the end of the input or past the line length."""
-        while b"\n" not in self.buffer:
-            if len(self.buffer) > self.line_length or not await self.read():
-                return None
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line
-
-
-async def _drain(writer: asyncio.StreamWriter) -> None:
-    """Wait (up to WRITE_TIMEOUT) for what is written to leave, when it has not all left yet."""
-    if writer.transport.get_write_buffer_size() or writer.transport.is_closing():
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+    judge: Judge
+    batch: Batch
+    flags: list[bytes]
+    rated: bool  # the team's rate already applied (else a lease must be renewed first)
 
 
 def _refuse(conn: socket.socket, reason: str) -> None:
@@ -405,13 +339,6 @@ def _refuse(conn: socket.socket, reason: str) -> None:
         conn.send(f"{reason[0].upper()}{reason[1:]}\n".encode(), socket.MSG_DONTWAIT)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
     conn.close()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
-        writer.close()
-        await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)
-    writer.transport.abort()  # a peer that reads nothing must not keep the socket open (no-op when closed)
 
 
 async def serve(config: GameConfig, ready: asyncio.Event | None = None, join: bool = False) -> None:

@@ -1,13 +1,15 @@
 """Flag submission throughput: each TCP dialect and HTTP, several concurrent clients.
 
-Starts a private redis-server (AOF on, appendfsync everysec) and the real `submit-server`
+Starts a private redis-server (AOF on, appendfsync always) and the real `submit-server`
 and `web` processes, then measures accepted flags/s (every accepted flag is in Redis
 before its reply is sent: the reply is built from the submit script's answer), rejected
 flags/s for garbage, and in-process validations/s. Checks that the capture stream holds
 exactly as many events as "Accepted" replies were seen. Then the side-by-side patterns of
 issue 13 with server CPU per flag: distinct valid flags and forged (wrong-MAC) flags over 16
 connections with 256 in flight each, and one flag per write on one connection (accepted:
-fsync-bound, each waits for its own AOF write; rejected: no Redis at all).
+fsync-bound, each waits for its own AOF write; rejected: no Redis at all), the last measured
+with a blocking client against the submit-server and, as this machine's round-trip floor,
+against a C server that echoes every read (tests/bench/echo_server.c, built with `cc`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 from rich.console import Console
@@ -29,6 +35,7 @@ from tests.bench.common import bench, bench_game, cpu_seconds
 from tests.processes import Process, write_game
 
 console = Console(stderr=True)
+ECHO_SOURCE = Path(__file__).with_name("echo_server.c")
 GREETINGS = {"faust": b"\n\n", "ructf": b"exit)\n", "forcad": b"token:\n"}
 
 
@@ -115,6 +122,43 @@ def run_pattern(port: int, per_connection: list[tuple[str, list[bytes]]], in_fli
     return total / took, (cpu_seconds(server_pid) - cpu) / total * 1e6, accepted
 
 
+def one_per_write(port: int, source: str, flags: list[bytes], greeting: bytes | None) -> tuple[float, int]:
+    """Send one line, wait for its reply, again (a player's `nc` loop); round trips/s and how
+    many replies said OK. A blocking socket: the cheapest client Python has."""
+    sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with sock:
+        seen = b""
+        while greeting and not seen.endswith(greeting):
+            seen += sock.recv(4096)
+        accepted, start = 0, time.perf_counter()
+        for flag in flags:
+            sock.sendall(flag + b"\n")
+            reply = sock.recv(4096)
+            while not reply.endswith(b"\n"):
+                reply += sock.recv(4096)
+            accepted += b" OK " in reply
+        return len(flags) / (time.perf_counter() - start), accepted
+
+
+def echo_floor(work: Path, flags: list[bytes]) -> tuple[float, float] | None:
+    """Round trips/s and server CPU us per round trip of the C echo server; None without `cc`."""
+    binary = work / "echo_server"
+    if not shutil.which("cc") or subprocess.run(["cc", "-O2", "-o", str(binary), str(ECHO_SOURCE)]).returncode:
+        console.log("no C compiler: the echo floor is not measured")
+        return None
+    server = subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        cpu = cpu_seconds(server.pid)
+        rate, _ = one_per_write(port, "127.0.0.1", flags, None)
+        return rate, (cpu_seconds(server.pid) - cpu) / len(flags) * 1e6
+    finally:
+        server.kill()
+        server.wait()
+
+
 def wrong_mac(flag: str) -> bytes:
     """A flag of the right shape whose MAC does not match (what a forged or mistyped flag is)."""
     middle = len(flag) // 2
@@ -122,7 +166,7 @@ def wrong_mac(flag: str) -> bytes:
 
 
 def patterns(config, codec: FlagCodec, teams: int, services: int, port: int, pid: int,
-             connections: int, flags: int, offset: int) -> dict[str, tuple[float, str]]:
+             connections: int, flags: int, offset: int, work: Path) -> dict[str, tuple[float, str]]:
     """The side-by-side patterns: 16 connections x 256 in flight, and one flag per write on one."""
     attackers = list(range(1, teams))
     sources = [(f"127.0.{attackers[i % len(attackers)]}.{10 + i}", attackers[i % len(attackers)])
@@ -144,13 +188,22 @@ def patterns(config, codec: FlagCodec, teams: int, services: int, port: int, pid
     out["submit_rejected_16x256_cpu_server"] = (cpu, "us/flag")
     one_source, one_team = sources[0]
     single = flags_for(codec, one_team, teams, services, 3000, offset - 10 * flags // (teams * services * 16) - 20)
-    rate, cpu, accepted = run_pattern(port, [(one_source, [f.encode() for f in single])], 1, pid)
+    cpu = cpu_seconds(pid)
+    rate, accepted = one_per_write(port, one_source, [f.encode() for f in single], GREETINGS["faust"])
     assert accepted == len(single), f"{accepted} accepted of {len(single)}"
     out["submit_accepted_one_per_write"] = (rate, "flags/s")
-    out["submit_accepted_one_per_write_cpu_server"] = (cpu, "us/flag")
-    rate, cpu, accepted = run_pattern(port, [(one_source, [wrong_mac(f.decode()) for f in valid[0][1]] * 4)], 1, pid)
+    out["submit_accepted_one_per_write_cpu_server"] = ((cpu_seconds(pid) - cpu) / len(single) * 1e6, "us/flag")
+    forged_one = [wrong_mac(f.decode()) for f in valid[0][1]][:20000]
+    cpu = cpu_seconds(pid)
+    rate, accepted = one_per_write(port, one_source, forged_one, GREETINGS["faust"])
+    assert accepted == 0
     out["submit_rejected_one_per_write"] = (rate, "flags/s")
-    out["submit_rejected_one_per_write_cpu_server"] = (cpu, "us/flag")
+    out["submit_rejected_one_per_write_cpu_server"] = ((cpu_seconds(pid) - cpu) / len(forged_one) * 1e6, "us/flag")
+    floor = echo_floor(work, forged_one)
+    if floor:
+        out["echo_c_one_per_write"] = (floor[0], "round trips/s")
+        out["echo_c_one_per_write_cpu_server"] = (floor[1], "us/round trip")
+        out["submit_rejected_one_per_write_vs_echo_c"] = (rate / floor[0], "x")
     return out
 
 
@@ -224,7 +277,7 @@ def main() -> None:
             figures["submit_tcp_faust_rejected_garbage"] = args.clients * args.flags / took
             console.log(f"patterns: {args.connections} connections x 256 in flight, then one flag per write")
             side_by_side = patterns(config, codec, teams, services, tcp_ports["faust"], pids["submit"],
-                                    args.connections, args.pattern_flags, offset - 50)
+                                    args.connections, args.pattern_flags, offset - 50, work)
         finally:
             for proc in procs:
                 proc.stop()
