@@ -46,6 +46,8 @@ ATTACKER, VICTIM = 251, 252
 FILE_CAP = 10**6  # captures.file_size 1m: tcpdump -C 1
 TEAM_CAP = 3 * 2**20  # captures.team_size 3m
 SNAPLEN = 262144  # a file passes the cap by at most one packet
+needs_tcpdump = pytest.mark.skipif(shutil.which("tcpdump") is None,
+                                   reason="tcpdump is not installed (deploy/setup.sh --docker installs it)")
 
 
 # -- rules without Docker --------------------------------------------------------------
@@ -90,6 +92,7 @@ def test_bad_capture_settings_are_refused_naming_the_key(redis_server):
     assert "captures.delay_rounds" in _config_error(url, {"delay_rounds": 0})
 
 
+@needs_tcpdump
 def test_a_filter_tcpdump_cannot_compile_stops_the_capture_process_naming_the_key(redis_server):
     data = game_data(redis_server.url, teams=2, services=1)
     data["deploy"] = {"mode": "hosted"}
@@ -166,6 +169,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, process: Proc
 
 @pytest.fixture(scope="module")
 def game(docker_engine, base_image, session_tag, redis_server):
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump is not installed (deploy/setup.sh --docker installs it)")
     work = Path(tempfile.mkdtemp(prefix="adrange-captures-"))  # pytest's own folders are closed to tcpdump
     work.chmod(0o711)
     data = {
@@ -212,6 +217,7 @@ def tcp_payloads(pcap: bytes) -> list[tuple[int, int, bytes]]:
     return out
 
 
+@pytest.mark.docker
 def test_exploit_request_and_stolen_flag_are_in_the_victims_released_capture(game, tmp_path):
     service = game.service
     round_ = game.round()
@@ -261,6 +267,7 @@ def captures_type() -> str:
     return PCAP_TYPE
 
 
+@pytest.mark.docker
 def test_the_portal_page_links_the_released_files(game):
     session = requests.Session()
     login = session.get(f"{game.url}/team/login", timeout=5)
@@ -275,6 +282,7 @@ def test_the_portal_page_links_the_released_files(game):
     assert session.get(f"{game.url}/api/captures/{released[0]}", timeout=5).content[:4] == b"\xd4\xc3\xb2\xa1"
 
 
+@pytest.mark.docker
 def test_a_restarted_or_reset_box_goes_on_in_a_new_part(game):
     round_ = game.round()
     game.wait_capturing(VICTIM)
@@ -296,6 +304,7 @@ def test_a_restarted_or_reset_box_goes_on_in_a_new_part(game):
     assert shown.returncode == 0 and f"-{round_}│" in row.replace(" ", ""), shown.stdout  # rounds up to this one
 
 
+@pytest.mark.docker
 def test_size_cap_begins_new_parts_and_keeps_the_team_within_its_quota(game):
     round_ = game.round()
     game.wait_capturing(ATTACKER)
@@ -335,6 +344,7 @@ def _tcpdumps_writing(config: GameConfig) -> list[int]:
     return found
 
 
+@pytest.mark.docker
 def test_no_tcpdump_outlives_a_killed_capture_process_and_the_next_one_finishes_its_files(game):
     round_ = game.round()
     game.wait_capturing(VICTIM)
@@ -353,7 +363,9 @@ def test_no_tcpdump_outlives_a_killed_capture_process_and_the_next_one_finishes_
     assert os.stat(files.team_dir(game.config, VICTIM)).st_mode & 0o777 == 0o700
 
 
-def test_adrange_run_supervises_the_capture_process_of_a_hosted_game(redis_server, session_tag):
+@pytest.mark.docker
+@needs_tcpdump
+def test_adrange_run_supervises_the_capture_process_of_a_hosted_game(docker_engine, redis_server, session_tag):
     work = Path(tempfile.mkdtemp(prefix="adrange-captures-run-"))
     work.chmod(0o711)
     name = f"caprun{session_tag}"
