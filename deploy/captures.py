@@ -32,6 +32,7 @@ import os
 import pwd
 import re
 import select
+import shutil
 import signal
 import stat
 import subprocess
@@ -170,7 +171,7 @@ def check_host(config: GameConfig) -> None:
         raise CaptureError("the capture process enters the boxes' network namespaces: run it as root "
                            "(tcpdump itself drops to captures.user)")
     for tool, package in (("tcpdump", "tcpdump"), ("nsenter", "util-linux")):
-        if not any(Path(d, tool).is_file() for d in os.environ.get("PATH", "/usr/bin:/usr/sbin").split(":")):
+        if shutil.which(tool) is None:
             raise CaptureError(f"{tool} is not installed: apt-get install {package} (deploy/setup.sh does)")
     try:
         pwd.getpwnam(config.captures.user)
