@@ -411,7 +411,8 @@ def worker_command(config_path: str, concurrency: int | None, verbose: bool) -> 
 @main.command("run")
 @config_option
 def run_command(config_path: str) -> None:
-    """Run the platform's processes (web, TCP submission, ticker, worker) supervised.
+    """Run the platform's processes (web, TCP submission, ticker, worker; the capture
+    process too with captures.enabled) supervised.
 
     One per game: a second `adrange run` of the same game is refused while the first
     lives. A local redis_url where nothing answers gets a redis-server of its own (data in
@@ -421,11 +422,18 @@ def run_command(config_path: str) -> None:
 
     from deploy.demo import platform_programs
     from deploy.redis_server import ensure_redis
-    from deploy.supervisor import RunLease, Supervisor, state_dir
+    from deploy.supervisor import Program, RunLease, Supervisor, adrange, state_dir
     from scoreboard.store import GameStore, connect
     from scoreboard.web.auth import new_admin_password
 
     config = load_or_exit(config_path)
+    if config.captures.enabled:  # refuse now, not in a capture process restarted for ever
+        from deploy.captures import CaptureError, check_host
+
+        try:
+            check_host(config)
+        except CaptureError as exc:
+            raise click.ClickException(f"captures.enabled: {exc}") from None
     work = state_dir(config.game.name)
     lease = RunLease(work)
     if not lease.acquire():
@@ -443,6 +451,8 @@ def run_command(config_path: str) -> None:
     try:
         for program in platform_programs(Path(config_path).resolve()):
             supervisor.start(program)
+        if config.captures.enabled:  # hosted only (config.py): tcpdump per box, as root
+            supervisor.start(Program("captures", adrange("captures", "run", "-c", str(Path(config_path).resolve()))))
         web = f"http://{config.web.host}:{config.web.port}"
         click.echo(f"board {web}/  portal {web}/team/  admin {web}/admin/")
         if password:
@@ -608,6 +618,50 @@ def _env_groups(config: GameConfig) -> dict[CheckerEnv, list[Service]]:
     except envs.CheckerEnvError as exc:
         raise click.ClickException(str(exc)) from None
     return groups
+
+
+@main.group("captures")
+def captures_group() -> None:
+    """Traffic captures of the hosted boxes: run the capture process, list the files."""
+
+
+@captures_group.command("run")
+@config_option
+@click.option("-v", "--verbose", is_flag=True)
+def captures_run(config_path: str, verbose: bool) -> None:
+    """Capture every box's traffic into per-round pcap files for its team (as root; one per game)."""
+    from deploy.captures import CaptureError, Recorder, check_host
+    from scoreboard.store import wait_for_redis
+
+    config = load_or_exit(config_path)
+    if not config.captures.enabled:
+        raise click.ClickException(f"{config_path}: captures.enabled is false: this game captures nothing")
+    _logging(verbose)
+    wait_for_redis(config.redis_url, "captures")
+    try:
+        check_host(config)
+        Recorder(config, _store_or_exit(config)).run()
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@captures_group.command("list")
+@config_option
+def captures_list(config_path: str) -> None:
+    """Per team: capture files, how many are released, their size and rounds."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from deploy.captures import listing
+    from scoreboard.captures import game_dir
+
+    config = load_or_exit(config_path)
+    table = Table("team", "files", "released", "MiB", "rounds",
+                  title=f"{game_dir(config)} (released {config.captures.delay_rounds} round(s) after)")
+    for row in listing(config, _store_or_exit(config)):
+        rounds = f"{row.rounds[0]}-{row.rounds[-1]}" if row.rounds else "-"
+        table.add_row(row.team, str(row.files), str(row.released), f"{row.size / 2**20:.1f}", rounds)
+    Console().print(table)
 
 
 from deploy.commands import register  # noqa: E402

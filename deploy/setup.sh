@@ -26,6 +26,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 if [ "$want_docker" = 1 ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  # Traffic captures (captures.enabled): tcpdump in each box's network namespace.
+  command -v tcpdump >/dev/null || need+=(tcpdump)
 fi
 if [ "$want_browser" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)

@@ -360,6 +360,43 @@ class Deploy(_Model):
         return value
 
 
+def size_bytes(size: str) -> int:
+    """Bytes of a size like ``64m`` (k, m, g: powers of 1024); ValueError for anything else."""
+    match = re.fullmatch(r"(\d+)([kmg])", size.lower())
+    if not match:
+        raise ValueError(f"{size!r}: give a size like 64m (k, m or g)")
+    return int(match[1]) * 1024 ** " kmg".index(match[2])
+
+
+class Captures(_Model):
+    """Traffic captures of the hosted boxes, handed to their teams (scoreboard/captures.py)."""
+
+    enabled: bool = Field(False, description="capture every box's traffic (hosted mode, local engine)")
+    dir: str = Field("/var/lib/adrange/captures", description="folder of the pcap files (a folder per game "
+                     "inside), relative to the game file; the web nodes must read it")
+    delay_rounds: int = Field(1, ge=1, description="a round's files go to the team once this many rounds "
+                              "have begun since")
+    file_size: str = Field("64m", description="a file is closed and the next part begun at this size")
+    team_size: str = Field("2g", description="all of a team's files; the oldest are deleted first")
+    filter: str = Field("not tcp port 22", max_length=1000, description="tcpdump (BPF) filter of what is "
+                        "captured; default: everything but the team's own SSH")
+    user: str = Field("tcpdump", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="tcpdump runs as this user "
+                      "once capturing (-Z)")
+
+    @field_validator("file_size", "team_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if size_bytes(value) < 1024 ** 2:
+            raise ValueError(f"{value!r}: at least 1m")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _team_holds_a_file(self) -> Captures:
+        if size_bytes(self.team_size) < size_bytes(self.file_size):
+            raise ValueError(f"team_size {self.team_size} is smaller than file_size {self.file_size}")
+        return self
+
+
 class GameConfig(_Model):
     """A whole game file."""
 
@@ -369,6 +406,7 @@ class GameConfig(_Model):
     submission: Submission = Submission()
     web: Web = Web()
     deploy: Deploy = Deploy()
+    captures: Captures = Captures()
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://\S+$")
     base_dir: Path = Field(Path("."), exclude=True)
     # per services[] index: (the challenge.yml as the game file names it, keys it gave: "ports", "checker.path")
@@ -394,6 +432,7 @@ class GameConfig(_Model):
         _unique(self.teams, "token", "teams")
         _fit_timeouts(self.services, self.game.round_seconds)
         _check_placement_keys(self)
+        _check_captures(self)
         if not any(not t.nop for t in self.teams):
             raise ValueError("teams: at least one team must not be nop")
         return self
@@ -454,6 +493,26 @@ def _fit_timeouts(services: list[Service], round_seconds: float) -> None:
                 f"services[{index}].checker.timeout: {service.checker.timeout:g}s does not fit a "
                 f"{round_seconds:g}s round (game.round_seconds): an action must be able to run its whole "
                 f"timeout and {RECORD_MARGIN:g}s to record it before the round ends; use at most {room:g}")
+
+
+def _check_captures(config: GameConfig) -> None:
+    """Captures need boxes on this host, with room for a round's files of every box of a team."""
+    captures = config.captures
+    if not captures.enabled:
+        return
+    if config.deploy.mode != "hosted":
+        why = "Swarm places the boxes on its nodes" if config.deploy.mode == "swarm" else \
+            "teams bring their own vulnboxes"
+        raise ValueError(f"captures.enabled: only deploy.mode hosted captures its boxes' traffic (this game is "
+                         f"{config.deploy.mode}: {why})")
+    remote = [url for url in config.deploy.engines if not url.startswith("unix://")]
+    if remote:
+        raise ValueError(f"captures.enabled: the capture process runs tcpdump in the boxes' network namespaces on "
+                         f"this host: deploy.engines {remote} are not local unix:// sockets")
+    services = sum(1 for s in config.services if s.enabled)
+    if size_bytes(captures.team_size) < size_bytes(captures.file_size) * services:
+        raise ValueError(f"captures.team_size: {captures.team_size} cannot hold one {captures.file_size} file "
+                         f"(captures.file_size) for each of a team's {services} boxes")
 
 
 def _assign_ids(items: list[Any], where: str) -> None:

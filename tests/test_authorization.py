@@ -21,7 +21,7 @@ def role_of(path: str) -> str:
         return "public"
     if path.startswith(("/admin/", "/admin")):
         return "admin"
-    if path.startswith(("/team/", "/team", "/api/team/")):
+    if path.startswith(("/team/", "/team", "/api/team/", "/api/captures")):
         return "team"
     return "public"
 

@@ -5,7 +5,7 @@ HTTP flag submission. Socket.IO runs on gevent with the game's Redis as message 
 so several web nodes can serve one game (see live.py for who emits). Sessions are signed
 cookies backed by revocable records in Redis (sessions.py), with Flask-WTF CSRF tokens for
 cookie-authenticated requests (csrf.py); Engine.IO polling payloads are checked before
-Engine.IO sees them (guard.py).
+Engine.IO sees them (guard.py). The captures blueprint hands teams their boxes' pcap files.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .api import api
 from .auth import ensure_admin_password, refuse_locked_source
 from .board import board
 from .board_data import BoardData
+from .captures import captures
 from .csrf import init_csrf
 from .guard import PollingPostCheck
 from .i18n import language, t
@@ -57,6 +58,7 @@ def create_app(config: GameConfig, store: GameStore | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(portal)
     app.register_blueprint(admin)
+    app.register_blueprint(captures)
     init_csrf(app, store)
     app.jinja_env.globals.update(t=t, language=language)
 

@@ -87,6 +87,18 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "history_note": ("本队最近的 {count} 条提交（TCP、HTTP 和本页表单，被拒绝的也在内），约每秒更新一次",
                      "your team's newest {count} submissions (over TCP, HTTP and this form, denied ones "
                      "included), updated about once a second"),
+    # traffic captures (web/captures.py)
+    "captures.title": ("流量包", "Traffic captures"),
+    "captures.note": ("本队靶机在比赛网络上的流量（标准 pcap，Tulip、Wireshark 等工具可直接打开），"
+                      "每台靶机每轮一个文件，该轮结束 {delay} 轮后开放下载",
+                      "your boxes' traffic on the game network (standard pcap files: Tulip, Wireshark and "
+                      "other pcap tools read them as they are), one file per box and round, released "
+                      "{delay} round(s) after it"),
+    "captures.api": ("也可用 API 下载：", "or through the API:"),
+    "captures.off": ("本场比赛不提供流量包", "this game hands out no traffic captures"),
+    "captures.part": ("分段", "Part"),
+    "captures.bytes": ("字节", "Bytes"),
+    "captures.file": ("文件", "File"),
     # verdicts: English as the farms get them (verdicts.py)
     "verdict.accepted": ("已接受，得 {points:g} 分", ACCEPTED_TEXT),
     "verdict.invalid": ("拒绝：无效 flag", VERDICT_TEXTS[Verdict.INVALID]),
@@ -294,7 +306,7 @@ def say(message: Message | str) -> str:
     return message.text(language()) if isinstance(message, Message) else message
 
 
-SERVER_ONLY = ("admin.", "action.", "verdict.", "channel.")  # texts of server-rendered pages only
+SERVER_ONLY = ("admin.", "action.", "verdict.", "channel.", "captures.")  # texts of server-rendered pages only
 
 
 def table(lang: str) -> dict[str, str]:
