@@ -20,11 +20,18 @@ if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker.io >/dev/null
 fi
 
+# A pid file left by a killed daemon blocks a new one, also when its pid now belongs to an
+# unrelated process (dockerd then takes the dead containerd for running and never starts).
+clear_stale_pid() {  # FILE NAME: remove FILE unless its pid is a live process called NAME
+  local pid
+  [ -f "$1" ] || return 0
+  pid=$(cat "$1" 2>/dev/null || true)
+  if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$2" ]; then $SUDO rm -f "$1"; fi
+}
+
 if ! pgrep -x dockerd >/dev/null; then
-  # A stale pid file from a killed daemon blocks a new one.
-  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-    $SUDO rm -f /var/run/docker.pid
-  fi
+  clear_stale_pid /var/run/docker.pid dockerd
+  clear_stale_pid /var/run/docker/containerd/containerd.pid containerd
   echo "ensure_docker: starting dockerd (log: $log)"
   $SUDO mkdir -p "$(dirname "$log")"
   # setsid: the daemon outlives this shell and the caller's process group.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +16,8 @@ from deploy.boxes import box_name, resolve_ids
 from deploy.engine import engine_url
 from scoreboard import access
 from scoreboard.config import parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def game(**deploy):
@@ -94,3 +99,24 @@ def test_unknown_engine_is_a_clear_cli_error(tmp_path):
     result = CliRunner().invoke(commands.images_group, ["save", str(tmp_path / "x.tar"),
                                                          "--engine", "unix:///nonexistent/docker.sock"])
     assert result.exit_code == 1 and "does not answer" in result.output
+
+
+def test_ensure_docker_clears_pid_files_whose_pid_is_dead_or_another_program(tmp_path):
+    """A killed dockerd's containerd.pid naming a pid that now belongs to another program kept
+    dockerd from starting (it took the dead containerd for running)."""
+    script = (ROOT / "deploy" / "ensure_docker.sh").read_text()
+    function = script[script.index("clear_stale_pid() {"):]
+    function = function[:function.index("\n}\n") + 3]
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        files = {name: tmp_path / f"{name}.pid" for name in ("own", "other", "dead", "empty")}
+        files["own"].write_text(f"{other.pid}\n")  # the pid of a live program of that name: kept
+        files["other"].write_text(f"{os.getpid()}\n")  # a live program of another name: stale
+        files["dead"].write_text("4194304\n")  # above pid_max: no such process
+        files["empty"].write_text("")
+        checks = "; ".join(f"clear_stale_pid {path} sleep" for path in files.values())
+        subprocess.run(["bash", "-c", f"SUDO=; {function}\n{checks}"], check=True)
+        assert [name for name, path in files.items() if path.exists()] == ["own"]
+    finally:
+        other.kill()
+        other.wait()
