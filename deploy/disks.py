@@ -19,10 +19,11 @@ boxes do not start until ``adrange deploy up`` attaches the same files again.
 from __future__ import annotations
 
 import hashlib
-import re
 
 import docker
 from docker.errors import APIError, ContainerError, NotFound
+
+from scoreboard.config import size_bytes
 
 from .engine import url_of
 
@@ -83,14 +84,6 @@ rmdir "$dir" 2>/dev/null || true
 
 class DiskError(Exception):
     """A box disk that cannot be made, attached or released; the message says why."""
-
-
-def size_bytes(size: str) -> int:
-    """Bytes of a size like ``256m`` (k, m, g: powers of 1024)."""
-    match = re.fullmatch(r"(\d+)([kmg])", size.lower())
-    if not match:
-        raise ValueError(f"not a size: {size!r}")
-    return int(match[1]) * 1024 ** " kmg".index(match[2])
 
 
 def disk_id(image_id: str, size: str) -> str:
