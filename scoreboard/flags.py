@@ -98,11 +98,9 @@ class FlagCodec:
         found = self.check(flag)
         if found is not None:
             return found
-        raw = _raw(flag)
-        if self._head:
-            if not (raw.startswith(self._head) and raw.endswith(self._tail)):
-                raise InvalidFlagFormat("missing flag prefix")
-            raw = raw[len(self._head) : -len(self._tail)]
+        raw = self._body(_raw(flag))
+        if raw is None:
+            raise InvalidFlagFormat("missing flag prefix")
         if not _BODY.fullmatch(raw):
             raise InvalidFlagFormat("not a flag")
         if int(raw[:31].translate(_TO_DIGITS), 32) & 0b111:
@@ -112,12 +110,10 @@ class FlagCodec:
     def check(self, flag: str | bytes) -> FlagInfo | None:
         """The flag's `FlagInfo`, or None when it is no valid flag (the submission hot path,
         where most lines may be garbage: no exception, one C call per step)."""
-        raw = flag if isinstance(flag, bytes) else _raw(flag)
-        if self._head:
-            if not (raw.startswith(self._head) and raw.endswith(self._tail)):
-                return None
-            raw = raw[len(self._head) : -len(self._tail)]
-        if len(raw) != 32 or raw[31] != 0x3D:  # 31 base32 letters and "="
+        raw: bytes | None = flag if isinstance(flag, bytes) else _raw(flag)
+        if self._head:  # (no call at all for the usual flag without a prefix)
+            raw = self._body(raw)
+        if raw is None or len(raw) != 32 or raw[31] != 0x3D:  # 31 base32 letters and "="
             return None
         try:  # the table maps every byte but the 32 base32 letters to "!", which int() refuses
             value = int(raw[:31].translate(_TO_DIGITS), 32)
@@ -133,6 +129,14 @@ class FlagCodec:
         if not hmac.compare_digest(outer.digest()[:_MAC_BYTES], data[6:]):
             return None
         return _unpack(data[:6])
+
+    def _body(self, raw: bytes) -> bytes | None:
+        """The flag text inside this game's prefix (all of it without one); None when the prefix is missing."""
+        if not self._head:
+            return raw
+        if not (raw.startswith(self._head) and raw.endswith(self._tail)):
+            return None
+        return raw[len(self._head) : -len(self._tail)]
 
     @property
     def pattern(self) -> str:

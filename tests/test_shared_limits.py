@@ -130,7 +130,8 @@ def test_two_submit_servers_share_the_per_source_cap_instead_of_doubling_it(make
             sock.close()
 
 
-def test_a_killed_servers_lease_ends_by_itself(make_game):
+def test_a_server_that_stops_renewing_its_lease_drops_out(make_game):
+    """What a kill -9 leaves: a lease nobody renews."""
     config, store = make_game()
     assert store.live_processes("submit", "killed", 0.5) == 1
     assert store.live_processes("submit", "alive", 5) == 2

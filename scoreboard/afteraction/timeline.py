@@ -170,20 +170,8 @@ class PastBoard(BoardData):
 
     def __init__(self, config: GameConfig, past: PastStore, clock: Callable[[], float] | None = None) -> None:
         unfrozen = config.model_copy(update={"game": config.game.model_copy(update={"freeze_at": None})})
-        super().__init__(unfrozen, past, _Game(config))  # type: ignore[arg-type]
+        super().__init__(unfrozen, past, _Game(config), clock or (lambda: past.clock))  # type: ignore[arg-type]
         self.past = past
-        self.clock = clock or (lambda: past.clock)
-
-    def round_info(self) -> dict[str, Any]:
-        state = self.past.state()
-        seconds, now = self.base.game.round_seconds, self.clock()
-        remaining = None
-        if state["round"] and state["round_start"]:
-            end = state["round_start"] + seconds
-            remaining = max(0.0, end - (state["paused_at"] if state["state"] == GameState.PAUSED else now))
-        return {"round": state["round"], "state": state["state"].value, "round_start": state["round_start"],
-                "round_seconds": seconds, "closed_round": state["closed_round"], "remaining": remaining,
-                "server_time": now}
 
 
 class Timeline:

@@ -7,8 +7,8 @@ reading pauses until its answer is written, so replies keep the order of the lin
 
 The idle deadline moves only when a complete line arrives (a trickle of bytes without a
 newline does not hold a connection open); the session deadline never moves. Deadlines and
-a peer that stops reading its replies are enforced by the server's sweep (`SessionClock`),
-not by a timer per read.
+a peer that stops reading its replies are enforced by the server's sweep (`overdue`), not
+by a timer per read.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..types import TeamID
 from .dialects import Dialect
 
 if TYPE_CHECKING:
-    from .tcp import SubmissionServer
+    from .tcp import SubmissionServer, _Pending
 
 log = logging.getLogger("adrange.submit")
 BATCH_LINES = 2048  # lines judged per step: one submit script call stays short for everyone else
@@ -114,7 +114,7 @@ class Session(asyncio.Protocol):
         self.eof = True
         if self.busy is None and self.closed_at is None:
             self._advance()
-        return True  # the transport stays open to write the last replies; `_end` closes it
+        return True  # the transport stays open to write the last replies; `close` ends it
 
     def pause_writing(self) -> None:
         self.write_blocked_at = asyncio.get_running_loop().time()
@@ -213,7 +213,7 @@ class Session(asyncio.Protocol):
             self._resume_reading()
         self._advance()
 
-    async def _write_later(self, pending: object) -> None:
+    async def _write_later(self, pending: _Pending) -> None:
         self._write(await self.server.decide_later(self.dialect, self.team, pending))
 
     async def _identify(self, token: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config import GameConfig
@@ -49,9 +49,11 @@ def sla_percent(counters: dict[str, int]) -> float | None:
 class BoardData:
     """Builds board pieces for one game from its store."""
 
-    def __init__(self, config: GameConfig, store: GameStore, game: EffectiveGame | None = None) -> None:
+    def __init__(self, config: GameConfig, store: GameStore, game: EffectiveGame | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.base = config
         self.store = store
+        self.clock = clock  # the board's now: the wall clock, or a replay's position
         self.game = game or EffectiveGame(store)
         self._frozen: dict[str, Any] | None = None
         self._public: tuple[float, dict[str, Any]] = (0.0, {})
@@ -107,7 +109,7 @@ class BoardData:
         """Round number, state and timing, with the server's clock for the countdown."""
         state = self.store.state()
         seconds = self.base.game.round_seconds
-        now = time.time()
+        now = self.clock()
         remaining = None
         if state["round"] and state["round_start"]:
             end = state["round_start"] + seconds
