@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from scoreboard.flags import FlagCodec
+from scoreboard.scoring.audit import rescore
 from scoreboard.submission.sync import Submissions
 from scoreboard.submission.verdicts import Verdict
 from scoreboard.types import GameState, Status
@@ -135,3 +136,21 @@ def test_denied_flags_are_counted_by_verdict_but_not_streamed(make_game):
     assert {k: v for k, v in stats.items() if k.startswith("denied:")} == {
         "denied:duplicate": 1, "denied:invalid": 3, "denied:own": 1, "denied:old": 1}
     assert len(list(store.events("capture"))) == 1
+
+
+@pytest.mark.parametrize("formula", ["faust", "rating", "awd"])
+def test_a_batch_writes_each_counter_field_once_and_scores_as_flag_by_flag(make_game, formula):
+    """The submit script sums a batch's counter moves and writes each (box, field) once:
+    12 captures from one attacker touch 6 fields, not 2 per flag; the counters still equal
+    the replay of the capture stream, and a second attacker's shifts add up the same."""
+    config, store = make_game(teams=5, services=2, scoring={"formula": formula})
+    start_at_round(store, 5)
+    subs = Submissions(store)
+    flags = [flag_of(store, r, v, s) for r in (3, 4, 5) for v in (2, 3) for s in (1, 2)]
+    store.redis.config_resetstat()
+    assert verdicts(subs, 1, flags) == [Verdict.ACCEPTED] * 12
+    calls = store.redis.info("commandstats").get("cmdstat_hincrby", {}).get("calls", 0)
+    expected = {"faust": 6 + 1, "rating": 6 + 1, "awd": 2 + 4 + 2 + 4 + 1}[formula]  # + counters.accepted
+    assert calls == expected
+    assert verdicts(subs, 4, flags[:6] + [flags[0]]) == [Verdict.ACCEPTED] * 6 + [Verdict.DUPLICATE]
+    assert rescore(store).equal
