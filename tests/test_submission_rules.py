@@ -152,5 +152,5 @@ def test_a_batch_writes_each_counter_field_once_and_scores_as_flag_by_flag(make_
     calls = store.redis.info("commandstats").get("cmdstat_hincrby", {}).get("calls", 0)
     expected = {"faust": 6 + 1, "rating": 6 + 1, "awd": 2 + 4 + 2 + 4 + 1}[formula]  # + counters.accepted
     assert calls == expected
-    assert verdicts(subs, 4, flags[:6] + [flags[0]]) == [Verdict.ACCEPTED] * 6 + [Verdict.DUPLICATE]
+    assert verdicts(subs, 4, [*flags[:6], flags[0]]) == [Verdict.ACCEPTED] * 6 + [Verdict.DUPLICATE]
     assert rescore(store).equal

@@ -9,7 +9,10 @@ issue 13 with server CPU per flag: distinct valid flags and forged (wrong-MAC) f
 connections with 256 in flight each, and one flag per write on one connection (accepted:
 fsync-bound, each waits for its own AOF write; rejected: no Redis at all), the last measured
 with a blocking client against the submit-server and, as this machine's round-trip floor,
-against a C server that echoes every read (tests/bench/echo_server.c, built with `cc`).
+against a C server that echoes every read (tests/bench/echo_server.c, built with `cc`):
+unpinned, with server and client pinned to one core (the round trip costs only CPU), and
+pinned to two cores (each round trip waits for a cross-CPU wake-up). Last, the 16x256
+patterns with a second submit-server joined to the same ports (SO_REUSEPORT).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import requests
@@ -29,6 +35,7 @@ from rich.console import Console
 
 from deploy.redis_server import free_port
 from scoreboard.flags import FlagCodec
+from scoreboard.store import GameStore
 from scoreboard.submission.judge import Judge
 from scoreboard.types import GameState
 from tests.bench.common import bench, bench_game, cpu_seconds
@@ -109,17 +116,18 @@ async def pattern_client(port: int, source: str, flags: list[bytes], in_flight: 
 
 
 def run_pattern(port: int, per_connection: list[tuple[str, list[bytes]]], in_flight: int,
-                server_pid: int) -> tuple[float, float, int]:
-    """Flags/s, server CPU us per flag, and accepted count for one pattern over many connections."""
+                server_pids: list[int]) -> tuple[float, float, int]:
+    """Flags/s, server CPU us per flag (summed over the servers), and accepted count for one
+    pattern over many connections."""
     async def main() -> list[int]:
         return await asyncio.gather(*(pattern_client(port, source, flags, in_flight)
                                       for source, flags in per_connection))
 
     total = sum(len(flags) for _, flags in per_connection)
-    cpu, start = cpu_seconds(server_pid), time.perf_counter()
+    cpu, start = sum(map(cpu_seconds, server_pids)), time.perf_counter()
     accepted = sum(asyncio.run(main()))
     took = time.perf_counter() - start
-    return total / took, (cpu_seconds(server_pid) - cpu) / total * 1e6, accepted
+    return total / took, (sum(map(cpu_seconds, server_pids)) - cpu) / total * 1e6, accepted
 
 
 def one_per_write(port: int, source: str, flags: list[bytes], greeting: bytes | None) -> tuple[float, int]:
@@ -141,19 +149,65 @@ def one_per_write(port: int, source: str, flags: list[bytes], greeting: bytes | 
         return len(flags) / (time.perf_counter() - start), accepted
 
 
-def echo_floor(work: Path, flags: list[bytes]) -> tuple[float, float] | None:
-    """Round trips/s and server CPU us per round trip of the C echo server; None without `cc`."""
+PLACEMENTS = {"one_core": ({0}, {0}), "two_cores": ({0}, {1})}  # (server CPUs, client CPUs)
+
+
+@contextmanager
+def placed(server_pid: int, placement: str | None) -> Iterator[None]:
+    """Pin the server's threads and this thread to CPUs for one measurement, then free both.
+    A round trip between two cores of this VM waits for a cross-CPU wake-up (about 50 us
+    here, whatever the server does); on one core it costs only the two sides' CPU."""
+    if placement is None:
+        yield
+        return
+    everything = os.sched_getaffinity(0)
+    server_cpus, client_cpus = PLACEMENTS[placement]
+    try:
+        _pin(server_pid, server_cpus)
+        os.sched_setaffinity(0, client_cpus)
+        yield
+    finally:
+        os.sched_setaffinity(0, everything)
+        _pin(server_pid, everything)
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def placements() -> list[str | None]:
+    """Unpinned, then each placement this machine has the CPUs for."""
+    cpus = os.sched_getaffinity(0)
+    return [None, *(name for name, (server, client) in PLACEMENTS.items() if server | client <= cpus)]
+
+
+def one_per_write_placed(port: int, source: str, flags: list[bytes], greeting: bytes | None,
+                         server_pid: int) -> dict[str, tuple[float, float, int]]:
+    """Placement ("" unpinned, "_one_core", "_two_cores") -> round trips/s, server CPU us
+    per round trip, and how many replies said OK."""
+    out = {}
+    for placement in placements():
+        with placed(server_pid, placement):
+            cpu = cpu_seconds(server_pid)
+            rate, accepted = one_per_write(port, source, flags, greeting)
+            out["_" + placement if placement else ""] = (rate, (cpu_seconds(server_pid) - cpu) / len(flags) * 1e6,
+                                                         accepted)
+    return out
+
+
+def echo_floor(work: Path, flags: list[bytes]) -> dict[str, tuple[float, float, int]]:
+    """`one_per_write_placed` for the C echo server: this machine's round-trip floor ({} without `cc`)."""
     binary = work / "echo_server"
     if not shutil.which("cc") or subprocess.run(["cc", "-O2", "-o", str(binary), str(ECHO_SOURCE)]).returncode:
         console.log("no C compiler: the echo floor is not measured")
-        return None
+        return {}
     server = subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        cpu = cpu_seconds(server.pid)
-        rate, _ = one_per_write(port, "127.0.0.1", flags, None)
-        return rate, (cpu_seconds(server.pid) - cpu) / len(flags) * 1e6
+        return one_per_write_placed(port, "127.0.0.1", flags, None, server.pid)
     finally:
         server.kill()
         server.wait()
@@ -165,46 +219,79 @@ def wrong_mac(flag: str) -> bytes:
     return (flag[:middle] + ("B" if flag[middle] != "B" else "C") + flag[middle + 1:]).encode()
 
 
-def patterns(config, codec: FlagCodec, teams: int, services: int, port: int, pid: int,
-             connections: int, flags: int, offset: int, work: Path) -> dict[str, tuple[float, str]]:
-    """The side-by-side patterns: 16 connections x 256 in flight, and one flag per write on one."""
+def pattern_sources(teams: int, connections: int) -> list[tuple[str, int]]:
+    """(source address, attacking team) of each connection of the 16x256 patterns."""
     attackers = list(range(1, teams))
-    sources = [(f"127.0.{attackers[i % len(attackers)]}.{10 + i}", attackers[i % len(attackers)])
-               for i in range(connections)]
+    return [(f"127.0.{attackers[i % len(attackers)]}.{10 + i}", attackers[i % len(attackers)])
+            for i in range(connections)]
+
+
+def batched(codec: FlagCodec, teams: int, services: int, port: int, pids: list[int], connections: int,
+            flags: int, offset: int, suffix: str = "") -> dict[str, tuple[float, str]]:
+    """16 connections x 256 in flight: distinct valid flags (from round `offset` down), then
+    5x as many forged ones; flags/s and server CPU per flag over the servers `pids`."""
+    sources = pattern_sources(teams, connections)
     per_conn = flags // connections
-    out: dict[str, tuple[float, str]] = {}
-    fresh = {team: flags_for(codec, team, teams, services, per_conn * connections, offset) for team in attackers}
+    fresh = {team: flags_for(codec, team, teams, services, per_conn * connections, offset)
+             for team in range(1, teams)}
     valid = [(source, [f.encode() for f in fresh[team][k * per_conn:(k + 1) * per_conn]])
              for k, (source, team) in enumerate(sources)]
-    rate, cpu, accepted = run_pattern(port, valid, 256, pid)
+    out: dict[str, tuple[float, str]] = {}
+    rate, cpu, accepted = run_pattern(port, valid, 256, pids)
     assert accepted == per_conn * connections, f"{accepted} accepted of {per_conn * connections}"
-    out["submit_accepted_16x256"] = (rate, "flags/s")
-    out["submit_accepted_16x256_cpu_server"] = (cpu, "us/flag")
+    out[f"submit_accepted_16x256{suffix}"] = (rate, "flags/s")
+    out[f"submit_accepted_16x256{suffix}_cpu_server"] = (cpu, "us/flag")
     forged = [(source, [wrong_mac(f.decode()) for f in flags]) for source, flags in valid] * 5  # 5x as many
     forged = [(sources[k % connections][0], flags) for k, (_, flags) in enumerate(forged)]
-    rate, cpu, accepted = run_pattern(port, forged, 256, pid)
+    rate, cpu, accepted = run_pattern(port, forged, 256, pids)
     assert accepted == 0
-    out["submit_rejected_16x256"] = (rate, "flags/s")
-    out["submit_rejected_16x256_cpu_server"] = (cpu, "us/flag")
-    one_source, one_team = sources[0]
-    single = flags_for(codec, one_team, teams, services, 3000, offset - 10 * flags // (teams * services * 16) - 20)
+    out[f"submit_rejected_16x256{suffix}"] = (rate, "flags/s")
+    out[f"submit_rejected_16x256{suffix}_cpu_server"] = (cpu, "us/flag")
+    return out
+
+
+def one_flag_per_write(codec: FlagCodec, teams: int, services: int, port: int, pid: int, offset: int,
+                       work: Path) -> dict[str, tuple[float, str]]:
+    """One flag per write on one connection: accepted (fsync-bound), then rejected in each
+    CPU placement, beside the C echo server in the same placements."""
+    source, team = pattern_sources(teams, 1)[0]
+    out: dict[str, tuple[float, str]] = {}
+    single = flags_for(codec, team, teams, services, 3000, offset)
     cpu = cpu_seconds(pid)
-    rate, accepted = one_per_write(port, one_source, [f.encode() for f in single], GREETINGS["faust"])
+    rate, accepted = one_per_write(port, source, [f.encode() for f in single], GREETINGS["faust"])
     assert accepted == len(single), f"{accepted} accepted of {len(single)}"
     out["submit_accepted_one_per_write"] = (rate, "flags/s")
     out["submit_accepted_one_per_write_cpu_server"] = ((cpu_seconds(pid) - cpu) / len(single) * 1e6, "us/flag")
-    forged_one = [wrong_mac(f.decode()) for f in valid[0][1]][:20000]
-    cpu = cpu_seconds(pid)
-    rate, accepted = one_per_write(port, one_source, forged_one, GREETINGS["faust"])
-    assert accepted == 0
-    out["submit_rejected_one_per_write"] = (rate, "flags/s")
-    out["submit_rejected_one_per_write_cpu_server"] = ((cpu_seconds(pid) - cpu) / len(forged_one) * 1e6, "us/flag")
-    floor = echo_floor(work, forged_one)
-    if floor:
-        out["echo_c_one_per_write"] = (floor[0], "round trips/s")
-        out["echo_c_one_per_write_cpu_server"] = (floor[1], "us/round trip")
-        out["submit_rejected_one_per_write_vs_echo_c"] = (rate / floor[0], "x")
+    forged = [wrong_mac(f) for f in flags_for(codec, team, teams, services, 20000, offset)]
+    mine = one_per_write_placed(port, source, forged, GREETINGS["faust"], pid)
+    floor = echo_floor(work, forged)
+    for placement, (rate, cpu, accepted) in mine.items():
+        assert accepted == 0
+        out[f"submit_rejected_one_per_write{placement}"] = (rate, "flags/s")
+        out[f"submit_rejected_one_per_write{placement}_cpu_server"] = (cpu, "us/flag")
+        if placement in floor:
+            echo_rate, echo_cpu, _ = floor[placement]
+            out[f"echo_c_one_per_write{placement}"] = (echo_rate, "round trips/s")
+            out[f"echo_c_one_per_write{placement}_cpu_server"] = (echo_cpu, "us/round trip")
+            out[f"submit_rejected_one_per_write{placement}_vs_echo_c"] = (rate / echo_rate, "x")
     return out
+
+
+def scale_out(path: Path, work: Path, store: GameStore, run: Callable[[list[int]], dict[str, tuple[float, str]]],
+              first: int) -> dict[str, tuple[float, str]]:
+    """`run` again with a second submit-server joined to the first's ports (SO_REUSEPORT), once
+    both count themselves in the game's live processes (they then split the connection caps)."""
+    second = Process(["submit-server", "-c", str(path), "--join"], work, "submit-2").start()
+    try:
+        assert second.proc is not None
+        deadline = time.monotonic() + 30
+        while store.redis.zcard(store.keys.processes("submit")) < 2:
+            assert time.monotonic() < deadline and second.proc.poll() is None, second.log_path.read_text()[-2000:]
+            time.sleep(0.1)
+        time.sleep(1.5)  # each server renews its share once a second
+        return run([first, second.proc.pid])
+    finally:
+        second.stop()
 
 
 def run_http(url: str, config, per_client: dict[int, list[str]], batch: int) -> tuple[int, float]:
@@ -276,8 +363,15 @@ def main() -> None:
             assert rejected == 0
             figures["submit_tcp_faust_rejected_garbage"] = args.clients * args.flags / took
             console.log(f"patterns: {args.connections} connections x 256 in flight, then one flag per write")
-            side_by_side = patterns(config, codec, teams, services, tcp_ports["faust"], pids["submit"],
-                                    args.connections, args.pattern_flags, offset - 50, work)
+            port, span = tcp_ports["faust"], args.pattern_flags // ((teams - 1) * services * 16) + 2
+            offset -= 50
+            side_by_side = batched(codec, teams, services, port, [pids["submit"]], args.connections,
+                                   args.pattern_flags, offset)
+            side_by_side |= one_flag_per_write(codec, teams, services, port, pids["submit"], offset - span, work)
+            console.log("patterns again with a second submit-server on the same ports")
+            side_by_side |= scale_out(path, work, store, lambda both: batched(
+                codec, teams, services, port, both, args.connections, args.pattern_flags,
+                offset - span - 200, "_two_processes"), pids["submit"])
         finally:
             for proc in procs:
                 proc.stop()
@@ -295,8 +389,9 @@ def main() -> None:
     for name, (value, unit) in side_by_side.items():
         bench(name, value, unit)
     for name, floor in (("submit_rejected_16x256", 300_000), ("submit_rejected_one_per_write", 20_000),
-                        ("submit_accepted_16x256", 60_000)):
-        bench(f"{name}_vs_floor_{floor}", side_by_side[name][0] / floor, "x")
+                        ("submit_rejected_one_per_write_one_core", 20_000), ("submit_accepted_16x256", 60_000)):
+        if name in side_by_side:
+            bench(f"{name}_vs_floor_{floor}", side_by_side[name][0] / floor, "x")
 
 
 if __name__ == "__main__":
