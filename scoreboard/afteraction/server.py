@@ -115,8 +115,8 @@ class Player:
             target = self.timeline.index_at(self.clock)
             for step in self.timeline.steps[self.past.applied:target]:
                 self.past.apply(step)
-                self.live._handle(step.stream, dict(step.event))  # the live follower's own handling
-            self.live._flush()
+                self.live.handle(step.stream, dict(step.event))  # as the live follower handles it
+            self.live.flush()
             if self.clock >= self.timeline.end:
                 self.playing = False
             self.socketio.emit("replay", self.status())

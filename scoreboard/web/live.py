@@ -100,7 +100,7 @@ class Live:
             for stream, events in self.store.read_streams(cursors, block_ms=1000):
                 for event_id, fields in events:
                     cursors[stream] = event_id
-                    self._handle(stream, {"_id": event_id, **fields})
+                    self.handle(stream, {"_id": event_id, **fields})
 
     def _backfill_first_bloods(self, until: str) -> None:
         """First bloods of captures made while no emitter ran (scans until all are known)."""
@@ -113,7 +113,9 @@ class Live:
                 self.store.set_first_blood(attack["s"], attack)
                 missing.discard(attack["s"])
 
-    def _handle(self, stream: str, event: dict[str, str]) -> None:
+    def handle(self, stream: str, event: dict[str, str]) -> None:
+        """Take one event of a followed stream (`STREAMS`) into what the next `flush` sends;
+        first bloods, rounds, state changes and announcements are sent at once."""
         frozen = self.board.frozen()
         if stream == "capture":
             self._dirty = True
@@ -154,11 +156,11 @@ class Live:
             if not self.leader:
                 continue
             try:
-                self._flush()
+                self.flush()
             except Exception:
                 log.exception("board emit failed")
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Send what gathered since the last flush: attacks, status changes, the ranking."""
         if self._pairs:
             attacks, pairs = list(self._attacks), self._pairs

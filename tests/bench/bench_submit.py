@@ -8,8 +8,9 @@ exactly as many events as "Accepted" replies were seen. Then the side-by-side pa
 issue 13 with server CPU per flag: distinct valid flags and forged (wrong-MAC) flags over 16
 connections with 256 in flight each, and one flag per write on one connection (accepted:
 fsync-bound, each waits for its own AOF write; rejected: no Redis at all), the last measured
-with a blocking client against the submit-server and, as this machine's round-trip floor,
-against a C server that echoes every read (tests/bench/echo_server.c, built with `cc`):
+with a C client (tests/bench/line_client.c) against the submit-server and, as this
+machine's round-trip floor, against a C server that echoes every read
+(tests/bench/echo_server.c; both built with `cc`, a blocking Python client without it):
 unpinned, with server and client pinned to one core (the round trip costs only CPU), and
 pinned to two cores (each round trip waits for a cross-CPU wake-up). Last, the 16x256
 patterns with a second submit-server joined to the same ports (SO_REUSEPORT).
@@ -36,6 +37,7 @@ from rich.console import Console
 from deploy.redis_server import free_port
 from scoreboard.flags import FlagCodec
 from scoreboard.store import GameStore
+from scoreboard.submission.dialects import DIALECTS
 from scoreboard.submission.judge import Judge
 from scoreboard.types import GameState
 from tests.bench.common import bench, bench_game, cpu_seconds
@@ -43,6 +45,7 @@ from tests.processes import Process, write_game
 
 console = Console(stderr=True)
 ECHO_SOURCE = Path(__file__).with_name("echo_server.c")
+CLIENT_SOURCE = Path(__file__).with_name("line_client.c")
 GREETINGS = {"faust": b"\n\n", "ructf": b"exit)\n", "forcad": b"token:\n"}
 
 
@@ -130,14 +133,33 @@ def run_pattern(port: int, per_connection: list[tuple[str, list[bytes]]], in_fli
     return total / took, (sum(map(cpu_seconds, server_pids)) - cpu) / total * 1e6, accepted
 
 
-def one_per_write(port: int, source: str, flags: list[bytes], greeting: bytes | None) -> tuple[float, int]:
+def compiled(work: Path, source: Path) -> Path | None:
+    """`source` built with `cc -O2` into `work` (once); None without a C compiler."""
+    binary = work / source.stem
+    if binary.exists():
+        return binary
+    if not shutil.which("cc") or subprocess.run(["cc", "-O2", "-o", str(binary), str(source)]).returncode:
+        console.log(f"no C compiler: {source.name} is not used")
+        return None
+    return binary
+
+
+def one_per_write(port: int, source: str, flags: list[bytes], greeting_lines: int,
+                  client: Path | None) -> tuple[float, int]:
     """Send one line, wait for its reply, again (a player's `nc` loop); round trips/s and how
-    many replies said OK. A blocking socket: the cheapest client Python has."""
+    many replies said OK. The client is tests/bench/line_client.c when it could be built (the
+    cheapest load generator, so the figure is the server's and the machine's), else a
+    blocking Python socket."""
+    if client is not None:
+        done = subprocess.run([str(client), str(port), source, str(greeting_lines)], capture_output=True,
+                              input=b"".join(flag + b"\n" for flag in flags), timeout=600, check=True)
+        rate, accepted = done.stdout.split()
+        return float(rate), int(accepted)
     sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with sock:
         seen = b""
-        while greeting and not seen.endswith(greeting):
+        while seen.count(b"\n") < greeting_lines:
             seen += sock.recv(4096)
         accepted, start = 0, time.perf_counter()
         for flag in flags:
@@ -183,31 +205,30 @@ def placements() -> list[str | None]:
     return [None, *(name for name, (server, client) in PLACEMENTS.items() if server | client <= cpus)]
 
 
-def one_per_write_placed(port: int, source: str, flags: list[bytes], greeting: bytes | None,
-                         server_pid: int) -> dict[str, tuple[float, float, int]]:
+def one_per_write_placed(port: int, source: str, flags: list[bytes], greeting_lines: int, server_pid: int,
+                         client: Path | None) -> dict[str, tuple[float, float, int]]:
     """Placement ("" unpinned, "_one_core", "_two_cores") -> round trips/s, server CPU us
     per round trip, and how many replies said OK."""
     out = {}
     for placement in placements():
-        with placed(server_pid, placement):
+        with placed(server_pid, placement):  # the client process inherits this thread's CPUs
             cpu = cpu_seconds(server_pid)
-            rate, accepted = one_per_write(port, source, flags, greeting)
+            rate, accepted = one_per_write(port, source, flags, greeting_lines, client)
             out["_" + placement if placement else ""] = (rate, (cpu_seconds(server_pid) - cpu) / len(flags) * 1e6,
                                                          accepted)
     return out
 
 
-def echo_floor(work: Path, flags: list[bytes]) -> dict[str, tuple[float, float, int]]:
+def echo_floor(work: Path, flags: list[bytes], client: Path | None) -> dict[str, tuple[float, float, int]]:
     """`one_per_write_placed` for the C echo server: this machine's round-trip floor ({} without `cc`)."""
-    binary = work / "echo_server"
-    if not shutil.which("cc") or subprocess.run(["cc", "-O2", "-o", str(binary), str(ECHO_SOURCE)]).returncode:
-        console.log("no C compiler: the echo floor is not measured")
+    binary = compiled(work, ECHO_SOURCE)
+    if binary is None:
         return {}
     server = subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        return one_per_write_placed(port, "127.0.0.1", flags, None, server.pid)
+        return one_per_write_placed(port, "127.0.0.1", flags, 0, server.pid, client)
     finally:
         server.kill()
         server.wait()
@@ -255,16 +276,17 @@ def one_flag_per_write(codec: FlagCodec, teams: int, services: int, port: int, p
     """One flag per write on one connection: accepted (fsync-bound), then rejected in each
     CPU placement, beside the C echo server in the same placements."""
     source, team = pattern_sources(teams, 1)[0]
+    greeting, client = DIALECTS["faust"].greeting.count(b"\n"), compiled(work, CLIENT_SOURCE)
     out: dict[str, tuple[float, str]] = {}
     single = flags_for(codec, team, teams, services, 3000, offset)
     cpu = cpu_seconds(pid)
-    rate, accepted = one_per_write(port, source, [f.encode() for f in single], GREETINGS["faust"])
+    rate, accepted = one_per_write(port, source, [f.encode() for f in single], greeting, client)
     assert accepted == len(single), f"{accepted} accepted of {len(single)}"
     out["submit_accepted_one_per_write"] = (rate, "flags/s")
     out["submit_accepted_one_per_write_cpu_server"] = ((cpu_seconds(pid) - cpu) / len(single) * 1e6, "us/flag")
     forged = [wrong_mac(f) for f in flags_for(codec, team, teams, services, 20000, offset)]
-    mine = one_per_write_placed(port, source, forged, GREETINGS["faust"], pid)
-    floor = echo_floor(work, forged)
+    mine = one_per_write_placed(port, source, forged, greeting, pid, client)
+    floor = echo_floor(work, forged, client)
     for placement, (rate, cpu, accepted) in mine.items():
         assert accepted == 0
         out[f"submit_rejected_one_per_write{placement}"] = (rate, "flags/s")
