@@ -329,13 +329,18 @@ def _service(config: GameConfig, team_id: TeamID, service_id: ServiceID):
 
 def find_box(config: GameConfig, team_id: TeamID, service_id: ServiceID):
     """The running container of one box, from its node's engine (DeployError if none runs)."""
+    return _running(config, team_id, service_id)[1]
+
+
+def _running(config: GameConfig, team_id: TeamID, service_id: ServiceID):
+    """(node, running container) of one box, looked up through the manager."""
     service = _service(config, team_id, service_id)
     placed = placement(config, service.name)
     if placed.state != "running" or placed.node is None or not placed.container_id:
         raise boxes.DeployError(f"box {service.name}: task {placed.state} ({placed.error}): "
                                 "see `adrange deploy status`")
     try:
-        return placed.node.client.containers.get(placed.container_id)
+        return placed.node, placed.node.client.containers.get(placed.container_id)
     except NotFound:
         raise boxes.DeployError(f"box {service.name}: its container left {placed.node.hostname} just now; "
                                 "try again") from None
@@ -416,9 +421,29 @@ def status(config: GameConfig, probe_timeout: float = 0.5) -> list[boxes.BoxStat
     return rows
 
 
+# Where each box's container was last found running, by box name: (node's engine, container
+# id). A flag write tries it first (two calls to that node's engine) and looks the box up
+# through the manager (about 2 + nodes calls more) only when that container is gone or no
+# longer running: Swarm never restarts a container in place, a restarted, moved or reset
+# box is a new container.
+_last_seen: dict[str, tuple[str, str]] = {}
+
+
 def write_flag(config: GameConfig, team_id: TeamID, service_id: ServiceID, directory: str, tarball: bytes) -> bool:
     """Put a flag file's tarball into the box's running container, through its node's engine."""
-    return find_box(config, team_id, service_id).put_archive(directory, tarball)
+    name = service_name(config, config.team(team_id), config.service(service_id))
+    if (seen := _last_seen.get(name)) is not None:
+        api = connect(seen[0]).api
+        try:
+            running = api.inspect_container(seen[1])["State"]["Running"]
+        except APIError:  # gone (NotFound), or its engine cannot say: look the box up again
+            running = False
+        if running:
+            return api.put_archive(seen[1], directory, tarball)
+        del _last_seen[name]
+    node, container = _running(config, team_id, service_id)
+    _last_seen[name] = (node.engine, container.id)
+    return container.put_archive(directory, tarball)
 
 
 __all__ = ["SwarmError", "down", "endpoint", "find_box", "reset", "restart", "status", "up", "write_flag"]

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from checker.lib.outcome import perform
 from deploy import boxes, images, network, swarm, swarm_cluster
 from deploy.cli import main
+from deploy.engine import connect
 from deploy.flagfile import write_flag
 from scoreboard import access
 from scoreboard.config import ConfigError, parse_config
@@ -224,6 +225,34 @@ def test_restart_keeps_srv_and_reset_recreates_the_box_from_its_image(game):
     assert fresh.id != restarted.id
     assert run_in(fresh, ["test", "-e", "/srv/marker"])[0] != 0
     assert boxes.up(game) == Counter(unchanged=12)
+
+
+def test_a_flag_write_reuses_the_boxs_last_container_and_follows_a_restart(game):
+    """Once a box was found, a flag write costs two calls to its node's engine (is the
+    container running, put the file), not a lookup through the manager and every node;
+    after a restart the next write finds the new container, and the flag is in it."""
+    service = next(s for s in game.services if challenge(s.name).file_mode)
+    write_flag(game, 2, service.id, new_flag())
+    calls: list[str] = []
+
+    def seen(response, *args, **kwargs):
+        calls.append(f"{response.request.method} {response.request.path_url}")
+
+    engines = [connect(url).api for url in dict.fromkeys(game.deploy.engines)]
+    for api in engines:
+        api.hooks["response"].append(seen)
+    try:
+        flag = new_flag()
+        write_flag(game, 2, service.id, flag)
+    finally:
+        for api in engines:
+            api.hooks["response"].remove(seen)
+    assert len(calls) == 2, calls
+    assert run_in(boxes.find_box(game, 2, service.id), ["cat", service.flag_file]) == (0, flag + "\n")
+    boxes.restart(game, 2, service.id)
+    flag = new_flag()
+    write_flag(game, 2, service.id, flag)
+    assert run_in(boxes.find_box(game, 2, service.id), ["cat", service.flag_file]) == (0, flag + "\n")
 
 
 def test_status_names_each_boxs_node_and_health(game):
