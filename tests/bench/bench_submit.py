@@ -12,8 +12,9 @@ with a C client (tests/bench/line_client.c) against the submit-server and, as th
 machine's round-trip floor, against a C server that echoes every read
 (tests/bench/echo_server.c; both built with `cc`, a blocking Python client without it):
 unpinned, with server and client pinned to one core (the round trip costs only CPU), and
-pinned to two cores (each round trip waits for a cross-CPU wake-up). Last, the 16x256
-patterns with a second submit-server joined to the same ports (SO_REUSEPORT).
+pinned to two cores (each round trip waits for a cross-CPU wake-up). Then 16 connections
+each with one valid flag in flight (many farms' `nc` loops: what group commit is for). Last,
+the 16x256 patterns with a second submit-server joined to the same ports (SO_REUSEPORT).
 """
 
 from __future__ import annotations
@@ -247,28 +248,47 @@ def pattern_sources(teams: int, connections: int) -> list[tuple[str, int]]:
             for i in range(connections)]
 
 
+def valid_flags(codec: FlagCodec, teams: int, services: int, connections: int, per_connection: int,
+                offset: int) -> list[tuple[str, list[bytes]]]:
+    """(source, distinct valid flags from round `offset` down) for each pattern connection."""
+    sources = pattern_sources(teams, connections)
+    fresh = {team: flags_for(codec, team, teams, services, per_connection * connections, offset)
+             for team in range(1, teams)}
+    return [(source, [f.encode() for f in fresh[team][k * per_connection:(k + 1) * per_connection]])
+            for k, (source, team) in enumerate(sources)]
+
+
 def batched(codec: FlagCodec, teams: int, services: int, port: int, pids: list[int], connections: int,
             flags: int, offset: int, suffix: str = "") -> dict[str, tuple[float, str]]:
     """16 connections x 256 in flight: distinct valid flags (from round `offset` down), then
     5x as many forged ones; flags/s and server CPU per flag over the servers `pids`."""
-    sources = pattern_sources(teams, connections)
     per_conn = flags // connections
-    fresh = {team: flags_for(codec, team, teams, services, per_conn * connections, offset)
-             for team in range(1, teams)}
-    valid = [(source, [f.encode() for f in fresh[team][k * per_conn:(k + 1) * per_conn]])
-             for k, (source, team) in enumerate(sources)]
+    valid = valid_flags(codec, teams, services, connections, per_conn, offset)
     out: dict[str, tuple[float, str]] = {}
     rate, cpu, accepted = run_pattern(port, valid, 256, pids)
     assert accepted == per_conn * connections, f"{accepted} accepted of {per_conn * connections}"
     out[f"submit_accepted_16x256{suffix}"] = (rate, "flags/s")
     out[f"submit_accepted_16x256{suffix}_cpu_server"] = (cpu, "us/flag")
     forged = [(source, [wrong_mac(f.decode()) for f in flags]) for source, flags in valid] * 5  # 5x as many
-    forged = [(sources[k % connections][0], flags) for k, (_, flags) in enumerate(forged)]
+    sources = [source for source, _ in valid]
+    forged = [(sources[k % connections], flags) for k, (_, flags) in enumerate(forged)]
     rate, cpu, accepted = run_pattern(port, forged, 256, pids)
     assert accepted == 0
     out[f"submit_rejected_16x256{suffix}"] = (rate, "flags/s")
     out[f"submit_rejected_16x256{suffix}_cpu_server"] = (cpu, "us/flag")
     return out
+
+
+def concurrent_one_per_write(codec: FlagCodec, teams: int, services: int, port: int, pid: int, connections: int,
+                             offset: int) -> dict[str, tuple[float, str]]:
+    """`connections` farms at once, each sending one valid flag and waiting for its reply
+    (many teams' `nc` loops): accepted flags/s and server CPU per flag."""
+    per_conn = 1000
+    rate, cpu, accepted = run_pattern(port, valid_flags(codec, teams, services, connections, per_conn, offset), 1,
+                                      [pid])
+    assert accepted == per_conn * connections, f"{accepted} accepted of {per_conn * connections}"
+    return {f"submit_accepted_{connections}x1": (rate, "flags/s"),
+            f"submit_accepted_{connections}x1_cpu_server": (cpu, "us/flag")}
 
 
 def one_flag_per_write(codec: FlagCodec, teams: int, services: int, port: int, pid: int, offset: int,
@@ -390,6 +410,8 @@ def main() -> None:
             side_by_side = batched(codec, teams, services, port, [pids["submit"]], args.connections,
                                    args.pattern_flags, offset)
             side_by_side |= one_flag_per_write(codec, teams, services, port, pids["submit"], offset - span, work)
+            side_by_side |= concurrent_one_per_write(codec, teams, services, port, pids["submit"], args.connections,
+                                                     offset - 2 * span - 400)
             console.log("patterns again with a second submit-server on the same ports")
             side_by_side |= scale_out(path, work, store, lambda both: batched(
                 codec, teams, services, port, both, args.connections, args.pattern_flags,
