@@ -33,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import docker
-from docker.errors import APIError, NotFound
+import requests
+from docker.errors import APIError, DockerException, NotFound
 from rich.console import Console
 
 from scoreboard import access
@@ -41,7 +42,7 @@ from scoreboard.config import GameConfig, Service, Team
 from scoreboard.types import ServiceID, TeamID
 
 from . import boxes, disks, images, network, swarm_cluster
-from .engine import connect
+from .engine import EngineError, connect
 from .swarm_cluster import Node, SwarmError
 
 NNP_WRAPPER = ["/usr/bin/setpriv", "--no-new-privs", "--"]
@@ -433,11 +434,11 @@ def write_flag(config: GameConfig, team_id: TeamID, service_id: ServiceID, direc
     """Put a flag file's tarball into the box's running container, through its node's engine."""
     name = service_name(config, config.team(team_id), config.service(service_id))
     if (seen := _last_seen.get(name)) is not None:
-        api = connect(seen[0]).api
         try:
+            api = connect(seen[0]).api
             running = api.inspect_container(seen[1])["State"]["Running"]
-        except APIError:  # gone (NotFound), or its engine cannot say: look the box up again
-            running = False
+        except (EngineError, DockerException, requests.RequestException):  # gone, or its engine is mute
+            running = False  # look the box up again
         if running:
             return api.put_archive(seen[1], directory, tarball)
         del _last_seen[name]

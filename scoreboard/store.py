@@ -9,6 +9,7 @@ is one atomic step that Redis logs to its AOF before the caller sees the answer.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import math
@@ -743,6 +744,8 @@ class GameStore:
 
 
 SUBMIT_PIPELINES = 4  # submit-script pipelines one TCP server process has under way at once
+PIPELINE_FLAGS = 4096  # flags one pipeline carries at most (beyond its first call): Redis runs a
+# pipeline's calls back to back, so a huge one would hold the round's close and other servers
 
 
 class AsyncSubmitter:
@@ -753,15 +756,16 @@ class AsyncSubmitter:
     wait, and go out together as the next pipeline: one round trip for all of them, and
     one fsync (Redis writes the AOF once per turn of its event loop, `appendfsync always`).
     Many farms that each send a flag and wait for its answer then cost one client round
-    trip per turn instead of one each. Each call is still its own script run: atomic.
+    trip per turn instead of one each. Each call is still its own script run: atomic. A
+    pipeline takes calls in the order they came, up to `PIPELINE_FLAGS` flags.
     """
 
     def __init__(self, store: GameStore, client: redis.asyncio.Redis) -> None:
         self.store = store
         self.redis = client
         self._script = client.register_script(_script("submit"))
-        self._waiting: list[tuple[list[Any], asyncio.Future[list[str]]]] = []
-        self._sending = 0  # senders running (counted down as each stops: none is counted gone early)
+        self._waiting: collections.deque[tuple[list[Any], int, asyncio.Future[list[str]]]] = collections.deque()
+        self._sending = 0  # senders running; each counts itself out as it stops, so no call waits on none
         self._senders: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def submit(self, attacker: TeamID, candidates: list[tuple[str, int, int, int]]) -> list[str]:
@@ -769,7 +773,7 @@ class AsyncSubmitter:
         if not candidates:
             return []
         answer: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((self.store.submit_args(attacker, candidates), answer))
+        self._waiting.append((self.store.submit_args(attacker, candidates), len(candidates), answer))
         if self._sending < SUBMIT_PIPELINES:
             self._sending += 1
             sender = asyncio.create_task(self._send())
@@ -781,8 +785,12 @@ class AsyncSubmitter:
         """Send what waits, one pipeline at a time, until nothing does."""
         try:
             while self._waiting:
-                group, self._waiting = self._waiting, []
-                group = [(args, answer) for args, answer in group if not answer.done()]  # not cancelled
+                group, flags = [], 0
+                while self._waiting and (not group or flags + self._waiting[0][1] <= PIPELINE_FLAGS):
+                    args, count, answer = self._waiting.popleft()
+                    if not answer.done():  # not cancelled meanwhile
+                        group.append((args, answer))
+                        flags += count
                 try:
                     results = await self._run([args for args, _ in group])
                 except Exception as exc:  # Redis down: every caller of the group gets the error

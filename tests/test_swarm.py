@@ -31,6 +31,7 @@ from deploy import boxes, images, network, swarm, swarm_cluster
 from deploy.cli import main
 from deploy.engine import connect
 from deploy.flagfile import write_flag
+from deploy.redis_server import free_port
 from scoreboard import access
 from scoreboard.config import ConfigError, parse_config
 from scoreboard.types import Status
@@ -230,7 +231,8 @@ def test_restart_keeps_srv_and_reset_recreates_the_box_from_its_image(game):
 def test_a_flag_write_reuses_the_boxs_last_container_and_follows_a_restart(game):
     """Once a box was found, a flag write costs two calls to its node's engine (is the
     container running, put the file), not a lookup through the manager and every node;
-    after a restart the next write finds the new container, and the flag is in it."""
+    after a restart, or when the node it was on does not answer, the next write finds the
+    box anew, and the flag is in it."""
     service = next(s for s in game.services if challenge(s.name).file_mode)
     write_flag(game, 2, service.id, new_flag())
     calls: list[str] = []
@@ -250,6 +252,11 @@ def test_a_flag_write_reuses_the_boxs_last_container_and_follows_a_restart(game)
     assert len(calls) == 2, calls
     assert run_in(boxes.find_box(game, 2, service.id), ["cat", service.flag_file]) == (0, flag + "\n")
     boxes.restart(game, 2, service.id)
+    flag = new_flag()
+    write_flag(game, 2, service.id, flag)
+    assert run_in(boxes.find_box(game, 2, service.id), ["cat", service.flag_file]) == (0, flag + "\n")
+    name = swarm.service_name(game, game.team(2), service)  # as if its node's engine went mute
+    swarm._last_seen[name] = (f"tcp://127.0.0.1:{free_port()}", swarm._last_seen[name][1])
     flag = new_flag()
     write_flag(game, 2, service.id, flag)
     assert run_in(boxes.find_box(game, 2, service.id), ["cat", service.flag_file]) == (0, flag + "\n")
