@@ -20,8 +20,9 @@ scheduling one more retry, up to its backlog times per wake-up: CPython gh-15161
 Teams, tokens, networks and services come from the effective game (admin edits included),
 which a background task re-reads every `FOLLOW_SECONDS`, publishing the refusal counts to
 Redis for /metrics and writing the teams' submission history (`history.py`) on the way: a
-batch with a flag to decide costs one Redis call, the submit script; a batch denied in full
-(garbage, own flags, past the rate) costs none. An address-identified session finds its
+batch with a flag to decide costs one submit script call (sent in one pipeline with the
+other sessions' waiting calls: `store.AsyncSubmitter`); a batch denied in full (garbage,
+own flags, past the rate) costs none. An address-identified session finds its
 team again on every read. SIGTERM (and SIGINT) stop the server after a last history write.
 """
 
